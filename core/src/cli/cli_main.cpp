@@ -1,0 +1,71 @@
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "cli.h"
+#include "commands.h"
+
+namespace cloq::cli {
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> table = {
+        // {name, one-line summary, function}: one row per command, in the order `cloq --help` lists them
+    };
+    return table;
+}
+
+namespace {
+std::string top_help() {
+    std::string h =
+        "Usage: cloq COMMAND [OPTIONS]\n\n"
+        "CLoQ Studio's command line: quantize Llama-family models and initialize LoRA adapters with CLoQ\n"
+        "(calibrated closed form), LoftQ or zero init, measure the discrepancy ||X(Q + BA - W)||, and export\n"
+        "PEFT adapters and GPTQ checkpoints.\n\nCommands:\n";
+    for (const auto& c : commands()) {
+        h += "  " + c.name + std::string(c.name.size() < 12 ? 12 - c.name.size() : 1, ' ') + c.summary + "\n";
+    }
+    h += "\nRun 'cloq COMMAND --help' for a command's options. 'cloq --version' prints versions.\n";
+    return h;
+}
+}  // namespace
+
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+        (args.empty() ? err : out) << top_help();
+        return args.empty() ? 2 : 0;
+    }
+    if (args[0] == "--version" || args[0] == "version") {
+        out << "cloq " << CLOQ_VERSION << " (LibTorch " << TORCH_VERSION << ", "
+            << (torch::cuda::is_available() ? "CUDA available" : "CPU") << ")\n";
+        return 0;
+    }
+    for (const auto& c : commands()) {
+        if (c.name != args[0]) continue;
+        const std::vector<std::string> rest(args.begin() + 1, args.end());
+        try {
+            return c.run(rest, out, err);
+        } catch (const UsageError& e) {
+            err << "cloq " << c.name << ": " << e.what() << "\n";
+            return 2;
+        } catch (const Cancelled&) {
+            err << "cloq " << c.name << ": cancelled; nothing was written\n";
+            return 130;
+        } catch (const Error& e) {
+            err << "cloq " << c.name << ": " << e.what() << "\n";
+            return 1;
+        } catch (const c10::Error& e) {
+            err << "cloq " << c.name << ": internal tensor error: " << e.what_without_backtrace() << "\n";
+            return 1;
+        } catch (const std::bad_alloc&) {
+            err << "cloq " << c.name << ": out of memory; try smaller settings\n";
+            return 1;
+        } catch (const std::exception& e) {
+            err << "cloq " << c.name << ": " << e.what() << "\n";
+            return 1;
+        }
+    }
+    err << "cloq: unknown command '" << args[0] << "' (see 'cloq --help')\n";
+    return 2;
+}
+
+}  // namespace cloq::cli

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: install dependencies, build, run every CTest suite.
+# Later stages (sanitizer build, bounded fuzzing, Python interoperability) are appended by their issues.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-$(nproc)}
+BUILD=${BUILD:-build}
+
+bash packaging/install-deps.sh
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/cloq-ccache}
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build "$BUILD" -j"$JOBS"
+ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS"
