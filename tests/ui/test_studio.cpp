@@ -1,0 +1,325 @@
+// CLoQ Studio's main window driven like a user would, offscreen, on the real demo model (stories260K): open it,
+// select a layer, move the rank slider and switch the split (charts show the engine's numbers, redraw < 100 ms),
+// change bits (background job), cancel a running job, analyse all layers, export and find the files, load a
+// profile — with the event loop staying responsive throughout.
+// cloq-test-labels: slow
+// cloq-test-timeout: 600
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QLineEdit>
+#include <QSignalSpy>
+#include <QSlider>
+#include <QSpinBox>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QTreeView>
+#include <QtCharts/QLineSeries>
+#include <QtCharts/QScatterSeries>
+#include <QtTest/QtTest>
+
+#include "background_job.h"
+#include "cloq/layer_solver.h"
+#include "discrepancy_chart.h"
+#include "event_latency_probe.h"
+#include "export_dialog.h"
+#include "heat_map_widget.h"
+#include "layer_table_model.h"
+#include "layer_worker.h"
+#include "main_window.h"
+#include "model_session.h"
+#include "overview_view.h"
+#include "profile_io.h"
+#include "rank_sweep_chart.h"
+#include "settings_panel.h"
+#include "spectrum_chart.h"
+#include "studio_options.h"
+#include "test_support.h"
+#include "theme.h"
+#include "weights_view.h"
+
+using namespace cloq;
+using namespace cloq::ui;
+
+namespace {
+const QString kLayer = "model.layers.1.self_attn.q_proj";
+
+// Waits for the final (LoftQ included) report of the window's current layer.
+bool wait_final(MainWindow& w, int ms = 60000) {
+    QSignalSpy spy(&w, &MainWindow::layerReportShown);
+    QElapsedTimer t;
+    t.start();
+    while (t.elapsed() < ms) {
+        if (!w.layerWorker()->isBusy() && w.hasFinalReport()) return true;
+        spy.wait(200);
+    }
+    return false;
+}
+
+// An independent engine solve of `layer` under `s` from the session's W and H.
+std::unique_ptr<LayerSolver> reference_solver(const ModelSession& session, const QString& layer, const LayerSettings& s) {
+    const LinearLayer* l = session.layer(layer.toStdString());
+    auto solver = std::make_unique<LayerSolver>(session.weight(l->name()), session.hessian(*l), "reference");
+    solver->update(s);
+    solver->ensure(InitMethod::Svd);
+    solver->ensure(InitMethod::Loftq);
+    return solver;
+}
+}  // namespace
+
+class TestStudio : public QObject {
+    Q_OBJECT
+    QTemporaryDir home_;
+    std::unique_ptr<MainWindow> w_;
+
+private Q_SLOTS:
+    void initTestCase() {
+        QStandardPaths::setTestModeEnabled(true);  // recent files and caches go to a test location
+        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
+        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");
+        apply_theme(*qApp, Theme::Light);
+        QVERIFY(!find_demo().model_dir.isEmpty());
+        w_ = std::make_unique<MainWindow>();
+        w_->resize(1280, 800);
+        w_->show();
+    }
+
+    void cleanupTestCase() {
+        w_->cancelJobs();
+        BackgroundJob::jobPool()->waitForDone();
+        w_.reset();
+    }
+
+    void opensTheDemo() {
+        QSignalSpy opened(w_.get(), &MainWindow::modelOpened);
+        QVERIFY(w_->openDemo());
+        QVERIFY(opened.wait(120000));
+        QVERIFY(w_->isWorkspaceShown());
+        QCOMPARE(w_->layerModel()->layerCount(), 35);  // 5 blocks × 7 linear layers
+        QVERIFY(!w_->currentLayer().isEmpty());
+        QVERIFY(wait_final(*w_));
+    }
+
+    // Selecting a layer in the explorer shows that layer's analysis, and it equals a fresh engine solve.
+    void selectsALayer() {
+        const QModelIndex src = w_->layerModel()->indexOfLayer(kLayer);
+        QVERIFY(src.isValid());
+        auto* proxy = qobject_cast<QSortFilterProxyModel*>(w_->layerTree()->model());
+        w_->layerTree()->setCurrentIndex(proxy->mapFromSource(src));
+        QCOMPARE(w_->currentLayer(), kLayer);
+        QVERIFY(wait_final(*w_));
+        const LayerReport& r = w_->currentReport();
+        QCOMPARE(QString::fromStdString(r.name), kLayer);
+        auto ref = reference_solver(*w_->session(), kLayer, w_->effectiveSettings(kLayer));
+        for (InitMethod m : DiscrepancyChart::methods()) {
+            const Discrepancy d = ref->metrics(m);
+            QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(1, m), d.fro) < 1e-12);
+            QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(3, m), d.fro_rel) < 1e-12);
+            QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(0, m), d.spec) < 1e-9);
+        }
+        // The explorer row got the same numbers.
+        const LayerRow* row = w_->layerModel()->layer(kLayer);
+        QVERIFY(row && row->has_metrics);
+        QVERIFY(test::rel_diff(row->cloq.fro_rel, r.cloq.fro_rel) < 1e-15);
+    }
+
+    // Moving the rank slider redraws from the cached solver in < 100 ms; the charts' series are the engine's.
+    void rankSliderUpdatesCharts() {
+        SettingsPanel* panel = w_->settingsPanel();
+        const int before = panel->rankSpin()->value();
+        const int rank = before == 8 ? 12 : 8;
+        QSignalSpy shown(w_.get(), &MainWindow::layerReportShown);
+        QElapsedTimer t;
+        t.start();
+        panel->rankSlider()->setValue(rank);
+        QVERIFY(shown.wait(10000));
+        const qint64 first_redraw = t.elapsed();
+        qInfo("rank %d -> %d: first redraw after %lld ms", before, rank, static_cast<long long>(first_redraw));
+        QVERIFY2(first_redraw < 100, qPrintable(QString("rank redraw took %1 ms").arg(first_redraw)));
+        QVERIFY(wait_final(*w_));
+        QCOMPARE(w_->currentReport().settings.rank, rank);
+        QCOMPARE(panel->rankSpin()->value(), rank);
+
+        LayerSettings s = w_->effectiveSettings(kLayer);
+        QCOMPARE(s.rank, rank);
+        auto ref = reference_solver(*w_->session(), kLayer, s);
+        const double norm = ref->output_fro();
+        // Chosen-rank marker and points sit at the new rank, on the engine's sweep values.
+        const auto marker = w_->rankChart()->rankMarker()->points();
+        QCOMPARE(marker.size(), 2);
+        QCOMPARE(marker[0].x(), double(rank));
+        const auto chosen = w_->rankChart()->chosenPoints()->points();
+        QVERIFY(!chosen.isEmpty());
+        QVERIFY(test::rel_diff(chosen[0].y(), ref->metrics(InitMethod::Cloq, false).fro_rel) < 1e-9);
+        const auto sweep = ref->rank_sweep(InitMethod::Loftq, w_->currentReport().r_max);
+        const auto pts = w_->rankChart()->loftqSeries()->points();
+        QCOMPARE(pts.size(), static_cast<qsizetype>(sweep.size()));
+        for (int k = 0; k < pts.size(); ++k) QVERIFY(test::rel_diff(pts[k].y(), sweep[k] / norm) < 1e-9);
+        // Spectrum: σᵢ/σ₁ of R·ΔWᵀ from the engine.
+        const auto sv = ref->cloq_singular_values().to(torch::kFloat64).contiguous();
+        const auto spts = w_->spectrumChart()->cloqSeries()->points();
+        QVERIFY(!spts.isEmpty());
+        QVERIFY(test::rel_diff(spts[1].y(), sv[1].item<double>() / sv[0].item<double>()) < 1e-12);
+        // Bars of the discrepancy chart.
+        QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(3, InitMethod::Cloq), ref->metrics(InitMethod::Cloq).fro_rel) < 1e-12);
+        QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(3, InitMethod::Loftq), ref->metrics(InitMethod::Loftq).fro_rel) < 1e-12);
+    }
+
+    // Switching the split changes the factors, not their product: every discrepancy stays; redraw < 100 ms.
+    void switchSplit() {
+        const double cloq_before = w_->currentReport().cloq.fro_rel;
+        QComboBox* split = w_->settingsPanel()->splitBox();
+        QSignalSpy shown(w_.get(), &MainWindow::layerReportShown);
+        QElapsedTimer t;
+        t.start();
+        split->setCurrentIndex(split->findData(static_cast<int>(Split::UVs)));
+        QVERIFY(shown.wait(10000));
+        QVERIFY2(t.elapsed() < 100, qPrintable(QString("split redraw took %1 ms").arg(t.elapsed())));
+        QVERIFY(wait_final(*w_));
+        QCOMPARE(w_->currentReport().settings.split, Split::UVs);
+        QVERIFY(test::rel_diff(w_->currentReport().cloq.fro_rel, cloq_before) < 1e-9);
+        QVERIFY(w_->settingsPanel()->findChild<QLabel*>("splitExplanation")->text().contains("880.6"));
+        split->setCurrentIndex(split->findData(static_cast<int>(Split::Default)));
+        QVERIFY(wait_final(*w_));
+    }
+
+    // Changing bits re-quantizes in the background; the UI keeps answering; 3-bit has less quantization error.
+    void changeBitsInBackground() {
+        const double zero2 = w_->currentReport().zero.fro_rel;
+        QComboBox* bits = w_->settingsPanel()->bitsBox();
+        QElapsedTimer t;
+        t.start();
+        bits->setCurrentIndex(bits->findData(3));
+        QVERIFY2(t.elapsed() < 100, "changing bits must not block the UI thread");
+        QVERIFY(wait_final(*w_));
+        QCOMPARE(w_->currentReport().settings.quant.bits, 3);
+        QVERIFY(w_->currentReport().zero.fro_rel < zero2);
+        auto ref = reference_solver(*w_->session(), kLayer, w_->effectiveSettings(kLayer));
+        QVERIFY(test::rel_diff(w_->currentReport().cloq.fro_rel, ref->metrics(InitMethod::Cloq).fro_rel) < 1e-12);
+        const auto& grid = w_->weightsView()->heatMap()->grid();
+        QCOMPARE(grid.cols, 1);  // in = 64, group 64: one group per row
+        bits->setCurrentIndex(bits->findData(2));
+        QVERIFY(wait_final(*w_));
+    }
+
+    // Whole-model analysis fills the explorer and the overview; every layer's CLoQ ≤ zero init.
+    void analyzeAllLayers() {
+        QSignalSpy done(w_.get(), &MainWindow::analysisFinished);
+        w_->analyzeAll();
+        if (done.isEmpty()) QVERIFY(done.wait(120000));
+        QVERIFY(done.last().at(0).toBool());
+        int with = 0;
+        for (const LayerRow& r : w_->layerModel()->layers()) {
+            if (!r.has_metrics) continue;
+            ++with;
+            QVERIFY2(r.cloq.fro_rel <= r.zero.fro_rel, qPrintable(r.name));
+        }
+        QCOMPARE(with, 35);
+        QCOMPARE(w_->overviewView()->cloqSeries()->count(), 35);
+        QCOMPARE(w_->overviewView()->analysedCount(), 35);
+    }
+
+    // A running job is cancelled within a second and leaves the session as it was.
+    void cancelRunningJob() {
+        auto session_before = w_->sessionPtr();
+        CalibSettings big = default_calibration(find_demo().text_path);
+        big.nsamples = 4000;  // minutes of calibration: it must be cancelled long before that
+        big.seqlen = 512;
+        big.seed = 12345;
+        QSignalSpy failed(w_.get(), &MainWindow::modelOpenFailed);
+        QSignalSpy ended(w_.get(), &MainWindow::jobEnded);
+        w_->openModel(find_demo().model_dir, big);
+        QVERIFY(w_->currentJob());
+        QTest::qWait(500);
+        EventLatencyProbe probe;
+        probe.run(1000, 20);
+        qInfo("event loop latency during calibration: max %.1f ms, p95 %.1f ms", probe.maxMs(), probe.percentileMs(95));
+        QVERIFY2(probe.maxMs() < 100.0, qPrintable(QString("max latency %1 ms").arg(probe.maxMs())));
+        QVERIFY(w_->currentJob());  // still running: the measurement overlapped it
+        QElapsedTimer t;
+        t.start();
+        w_->cancelJobs();
+        QVERIFY(failed.wait(30000));
+        qInfo("calibration cancelled after %lld ms", static_cast<long long>(t.elapsed()));
+        QCOMPARE(failed.last().at(0).toString(), QString("cancelled"));
+        QVERIFY(w_->sessionPtr() == session_before);
+    }
+
+    // Export writes every selected output; the files are where the dialog says.
+    void exportAndFindFiles() {
+        QTemporaryDir out;
+        w_->showExportDialog();
+        ExportDialog* d = w_->exportDialog();
+        QVERIFY(d);
+        ExportRequest req = d->request();
+        req.folder = out.path() + "/demo-export";
+        req.zip = true;
+        req.zip_path = out.path() + "/demo-export.zip";
+        req.chart_format = "both";
+        d->setRequest(req);
+        QSignalSpy finished(d, &ExportDialog::exportFinished);
+        d->startExport();
+        QVERIFY(finished.wait(300000));
+        QVERIFY2(finished.last().at(0).toBool(), qPrintable(finished.last().at(1).toString()));
+        const QDir dir(req.folder);
+        for (const char* f : {"adapter/adapter_config.json", "adapter/adapter_model.safetensors", "profile.json",
+                              "report.json", "report.csv", "charts/discrepancy.png", "charts/discrepancy.svg",
+                              "charts/rank.png", "charts/spectrum.png", "charts/weights.png"})
+            QVERIFY2(dir.exists(f), f);
+        QVERIFY(dir.exists("base/config.json"));
+        QVERIFY(QFile::exists(req.zip_path));
+        d->close();
+    }
+
+    // A profile written by hand loads into every layer, the explorer and the settings panel.
+    void loadAProfile() {
+        QTemporaryDir tmp;
+        const QString path = tmp.path() + "/p.json";
+        SettingsProfile p;
+        p.global.quant.bits = 4;
+        p.global.rank = 4;
+        LayerOverride down;
+        down.match = "layers\\.2\\.mlp\\.down_proj";
+        down.settings = {{"bits", 3}, {"rank", 6}};
+        p.overrides.push_back(down);
+        save_profile(path.toStdString(), p);
+        w_->loadProfile(path);
+        QCOMPARE(w_->effectiveSettings(kLayer).quant.bits, 4);
+        QCOMPARE(w_->effectiveSettings(kLayer).rank, 4);
+        QCOMPARE(w_->effectiveSettings("model.layers.2.mlp.down_proj").quant.bits, 3);
+        QVERIFY(w_->hasOverride("model.layers.2.mlp.down_proj"));
+        QCOMPARE(w_->layerModel()->layer("model.layers.2.mlp.down_proj")->settings.rank, 6);
+        QCOMPARE(w_->settingsPanel()->bitsBox()->currentData().toInt(), 4);
+        QVERIFY(wait_final(*w_));
+        QCOMPARE(w_->currentReport().settings.quant.bits, 4);
+        // A broken profile is refused with a message naming the file.
+        QFile bad(tmp.path() + "/bad.json");
+        QVERIFY(bad.open(QIODevice::WriteOnly));
+        bad.write("{\"format\": \"cloq-profile\", \"version\": 1, \"global\": {\"bits\": 5}}");
+        bad.close();
+        try {
+            w_->loadProfile(bad.fileName());
+            QFAIL("bits 5 accepted");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("bad.json"), e.what());
+        }
+        QCOMPARE(w_->effectiveSettings(kLayer).quant.bits, 4);  // unchanged
+    }
+
+    // Perplexity panel: the float model reproduces SOURCE.md's 4.0791 on TinyStories (32 × 256).
+    void perplexityPanel() {
+        QSignalSpy done(w_.get(), &MainWindow::perplexityFinished);
+        w_->computePerplexity();
+        QVERIFY(done.wait(300000));
+        QVERIFY(done.last().at(0).toBool());
+        const auto& p = *w_->perplexity();
+        QVERIFY2(std::abs(p.fp - 4.0791) < 5e-4, qPrintable(QString::number(p.fp, 'f', 5)));
+        QVERIFY(p.cloq > p.fp && p.zero > p.fp);
+        QVERIFY(test::rel_diff(w_->overviewView()->perplexitySet()->at(0), p.fp) < 1e-12);
+    }
+};
+
+QTEST_MAIN(TestStudio)
+#include "test_studio.moc"

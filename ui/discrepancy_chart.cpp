@@ -1,0 +1,169 @@
+#include "discrepancy_chart.h"
+
+#include <QGridLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QVBoxLayout>
+#include <QtCharts/QBarCategoryAxis>
+#include <QtCharts/QBarSeries>
+#include <QtCharts/QBarSet>
+#include <QtCharts/QChart>
+#include <QtCharts/QChartView>
+#include <QtCharts/QLegend>
+#include <QtCharts/QValueAxis>
+
+#include "theme.h"
+
+namespace cloq::ui {
+namespace {
+const char* kTitles[4] = {"Spectral ‖X(Q+BA−W)ᵀ‖₂", "Frobenius ‖X(Q+BA−W)ᵀ‖_F", "Spectral, relative to ‖XWᵀ‖₂",
+                          "Frobenius, relative to ‖XWᵀ‖_F"};
+
+double pick(const MethodMetrics& m, int which) {
+    switch (which) {
+        case 0: return m.spec;
+        case 1: return m.fro;
+        case 2: return m.spec_rel;
+        default: return m.fro_rel;
+    }
+}
+}  // namespace
+
+const QList<InitMethod>& DiscrepancyChart::methods() {
+    static const QList<InitMethod> m{InitMethod::Zero, InitMethod::Svd, InitMethod::Loftq, InitMethod::Cloq};
+    return m;
+}
+
+DiscrepancyChart::DiscrepancyChart(QWidget* parent) : ChartPanel(parent) {
+    setObjectName("discrepancyChart");
+    auto* outer = new QVBoxLayout(this);
+    outer->setContentsMargins(4, 4, 4, 4);
+    summary_ = new QLabel(this);
+    summary_->setObjectName("discrepancySummary");
+    summary_->setWordWrap(true);
+    summary_->setTextFormat(Qt::RichText);
+    summary_->setToolTip("How much of the output error ‖X(Q+BA−W)ᵀ‖ each initialization leaves, on calibration data");
+    outer->addWidget(summary_);
+    legend_ = new QWidget(this);
+    outer->addWidget(legend_);
+    auto* grid = new QGridLayout();
+    grid->setSpacing(4);
+    outer->addLayout(grid, 1);
+    for (int i = 0; i < 4; ++i) {
+        Panel& p = panels_[i];
+        p.chart = new QChart();
+        p.chart->setTitle(kTitles[i]);
+        p.chart->legend()->hide();
+        p.series = new QBarSeries();
+        p.series->setLabelsVisible(true);
+        p.series->setLabelsPosition(QAbstractBarSeries::LabelsOutsideEnd);
+        p.series->setLabelsPrecision(4);
+        p.series->setBarWidth(0.9);
+        for (InitMethod m : methods()) {
+            auto* set = new QBarSet(method_label(m));
+            *set << 0.0;
+            p.series->append(set);
+            p.sets.append(set);
+        }
+        p.chart->addSeries(p.series);
+        auto* cats = new QBarCategoryAxis();
+        cats->append(QStringList{QString()});
+        cats->setVisible(false);
+        p.chart->addAxis(cats, Qt::AlignBottom);
+        p.series->attachAxis(cats);
+        p.axis = new QValueAxis();
+        p.axis->setLabelFormat("%.3g");
+        p.chart->addAxis(p.axis, Qt::AlignLeft);
+        p.series->attachAxis(p.axis);
+        auto* view = makeView(p.chart, this);
+        view->setToolTip(i < 2 ? "Absolute discrepancy on the calibration activations (lower is better)"
+                               : "Discrepancy divided by the layer's output norm ‖XWᵀ‖ (lower is better; "
+                                 "1 = as large as the output itself)");
+        grid->addWidget(view, i / 2, i % 2);
+    }
+    restyle();
+    clear();
+}
+
+void DiscrepancyChart::rebuildLegend() {
+    delete legend_->layout();
+    qDeleteAll(legend_->findChildren<QWidget*>(QString(), Qt::FindDirectChildrenOnly));
+    auto* row = new QHBoxLayout(legend_);
+    row->setContentsMargins(0, 0, 0, 0);
+    row->addStretch();
+    for (InitMethod m : methods()) {
+        auto* swatch = new QLabel(legend_);
+        swatch->setFixedSize(14, 14);
+        swatch->setStyleSheet(QString("background:%1; border:1px solid palette(mid);").arg(method_color(m).name()));
+        auto* label = new QLabel(method_label(m), legend_);
+        row->addWidget(swatch);
+        row->addWidget(label);
+        row->addSpacing(14);
+    }
+    row->addStretch();
+}
+
+void DiscrepancyChart::restyle() {
+    for (Panel& p : panels_) {
+        style_chart(p.chart);
+        for (int k = 0; k < p.sets.size(); ++k) {
+            const QColor c = method_color(methods()[k]);
+            p.sets[k]->setColor(c);
+            p.sets[k]->setBorderColor(c.darker(130));
+            p.sets[k]->setLabelColor(palette().color(QPalette::Text));
+            p.sets[k]->setLabelFont(font());
+        }
+        for (QAbstractAxis* a : p.chart->axes()) style_axis(a);
+    }
+    rebuildLegend();
+}
+
+void DiscrepancyChart::clear() {
+    for (Panel& p : panels_) {
+        for (QBarSet* s : p.sets) s->replace(0, 0.0);
+        p.axis->setRange(0, 1);
+    }
+    summary_->setText("<i>No layer analysed yet.</i>");
+}
+
+void DiscrepancyChart::setReport(const LayerReport& r) {
+    for (int i = 0; i < 4; ++i) {
+        Panel& p = panels_[i];
+        double top = 0;
+        for (int k = 0; k < methods().size(); ++k) {
+            const MethodMetrics& mm = r.metrics(methods()[k]);
+            const double v = mm.valid ? pick(mm, i) : 0.0;
+            p.sets[k]->replace(0, v);
+            top = std::max(top, v);
+        }
+        // Head-room above the tallest bar for its value label.
+        p.axis->setRange(0, top > 0 ? top * 1.18 : 1.0);
+        p.axis->applyNiceNumbers();
+    }
+    const double c = r.cloq.fro_rel, l = r.loftq.fro_rel, z = r.zero.fro_rel;
+    QString text = QString("<b>%1</b> &nbsp; %2×%3, %4-bit, group %5, rank %6. ")
+                       .arg(QString::fromStdString(r.name).toHtmlEscaped())
+                       .arg(r.out)
+                       .arg(r.in)
+                       .arg(r.settings.quant.bits)
+                       .arg(r.settings.quant.group < 0 ? QString("per channel") : QString::number(r.settings.quant.group))
+                       .arg(r.settings.rank);
+    if (r.cloq.valid && r.loftq.valid && l > 0) {
+        const double gain = 100.0 * (1.0 - c / l);
+        text += QString("CLoQ leaves <b>%1</b> of the output (Frobenius), LoftQ %2, zero init %3: ")
+                    .arg(format_number(c), format_number(l), format_number(z));
+        text += gain >= 0 ? QString("CLoQ removes <b>%1 %</b> of LoftQ's remaining error.").arg(gain, 0, 'f', 1)
+                          : QString("LoftQ is ahead by %1 % here.").arg(-gain, 0, 'f', 1);
+    }
+    summary_->setText(text);
+}
+
+double DiscrepancyChart::barValue(int which, InitMethod m) const {
+    const int k = methods().indexOf(m);
+    if (k < 0 || which < 0 || which > 3) return 0;
+    return panels_[which].sets[k]->at(0);
+}
+
+QString DiscrepancyChart::summaryText() const { return summary_->text(); }
+
+}  // namespace cloq::ui

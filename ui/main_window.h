@@ -1,0 +1,172 @@
+// The main window: start page, then the workspace (layer explorer | layer view tabs | settings panel), menus,
+// shortcuts and the status bar. It owns the session state (opened model, per-layer settings) and wires the
+// engine's background work (calibration, layer worker, whole-model analysis, perplexity, export) to the views.
+#pragma once
+#include <QHash>
+#include <QMainWindow>
+#include <QPointer>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include "cloq/profile.h"
+#include "cloq/settings.h"
+#include "layer_report.h"
+#include "overview_view.h"
+
+class QLabel;
+class QLineEdit;
+class QCheckBox;
+class QSortFilterProxyModel;
+class QStackedWidget;
+class QTabWidget;
+class QTreeView;
+class QMenu;
+
+namespace cloq::ui {
+
+class BackgroundJob;
+class DiscrepancyChart;
+class ExportDialog;
+class JobIndicator;
+class LayerTableModel;
+class LayerWorker;
+class ModelSession;
+class OverviewView;
+class PlaygroundView;
+class RankSweepChart;
+class SettingsPanel;
+class SpectrumChart;
+class StartPage;
+class SystemStatus;
+class WeightsView;
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    explicit MainWindow(QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    // --- opening
+    void openModel(const QString& dir, const CalibSettings& calib);  // background; modelOpened / modelOpenFailed
+    void openModel(const QString& dir);                              // with the start page's calibration settings
+    bool openDemo();                                                 // false when no demo is installed
+    void showStartPage();
+    void showWorkspace();
+    bool isWorkspaceShown() const;
+
+    // --- navigation
+    bool selectLayer(const QString& name);
+    QString currentLayer() const { return currentLayer_; }
+    bool setTab(const QString& name);  // discrepancy|rank|spectrum|weights|overview|playground
+    QString tabName() const;
+
+    // --- settings (per layer: the model defaults plus this layer's override)
+    LayerSettings effectiveSettings(const QString& layer) const;
+    bool hasOverride(const QString& layer) const { return overrides_.contains(layer); }
+    LayerSettings defaults() const { return defaults_; }
+    void applyToKind();
+    void applyToModel();
+    void resetLayer();
+    void loadProfile(const QString& path);  // throws cloq::Error naming the file
+    void saveProfile(const QString& path);
+    SettingsProfile currentProfile() const;  // defaults + per-layer overrides, as core's profile
+
+    // --- background work
+    void analyzeAll();
+    void computePerplexity();
+    void cancelJobs();
+    bool isBusy() const;   // any job or the layer worker running
+    void showExportDialog();  // non-modal; exportDialog() returns it afterwards
+    ExportDialog* exportDialog() const;
+
+    // --- state, for tests and the screenshot runner
+    const ModelSession* session() const { return session_.get(); }
+    std::shared_ptr<const ModelSession> sessionPtr() const { return session_; }
+    bool hasFinalReport() const { return haveFinal_; }
+    const LayerReport& currentReport() const { return report_; }
+    const std::optional<PerplexitySummary>& perplexity() const { return perplexity_; }
+    DiscrepancyChart* discrepancyChart() const { return discrepancy_; }
+    RankSweepChart* rankChart() const { return rank_; }
+    SpectrumChart* spectrumChart() const { return spectrum_; }
+    WeightsView* weightsView() const { return weights_; }
+    OverviewView* overviewView() const { return overview_; }
+    PlaygroundView* playground() const { return playground_; }
+    SettingsPanel* settingsPanel() const { return settings_; }
+    LayerTableModel* layerModel() const { return layers_; }
+    QTreeView* layerTree() const { return tree_; }
+    LayerWorker* layerWorker() const { return worker_; }
+    StartPage* startPage() const { return start_; }
+    JobIndicator* jobIndicator() const { return jobs_; }
+    QTabWidget* tabs() const { return tabs_; }
+    BackgroundJob* currentJob() const;
+
+Q_SIGNALS:
+    void modelOpened();
+    void modelOpenFailed(const QString& message);
+    void layerReportShown(const QString& layer, bool final);
+    void layerFailed(const QString& layer, const QString& message);
+    void analysisFinished(bool complete);
+    void perplexityFinished(bool ok);
+    void jobEnded(const QString& title, const QString& outcome);  // "ok", "cancelled" or the error message
+
+protected:
+    void closeEvent(QCloseEvent* e) override;
+    void dragEnterEvent(QDragEnterEvent* e) override;
+    void dropEvent(QDropEvent* e) override;
+
+private:
+    void buildUi();
+    void buildMenus();
+    QWidget* buildExplorer();
+    void requestCurrentLayer();
+    void onReport(const LayerReport& r);
+    void onSettingsEdited(const LayerSettings& s);
+    void onSessionOpened(std::shared_ptr<const ModelSession> session);
+    void populateExplorer();
+    void refreshOverview();
+    void addRecent(const QString& dir);
+    QStringList recentModels() const;
+    void startJob(BackgroundJob* job);
+    void setOverride(const QString& layer, const LayerSettings& s);
+    LayerSettings clampForLayer(LayerSettings s, const QString& layer) const;
+    void setTheme(const QString& name);
+    void updateTitle();
+
+    StartPage* start_ = nullptr;
+    QStackedWidget* stack_ = nullptr;
+    QWidget* workspace_ = nullptr;
+    LayerTableModel* layers_ = nullptr;
+    QSortFilterProxyModel* proxy_ = nullptr;
+    QTreeView* tree_ = nullptr;
+    QLineEdit* filter_ = nullptr;
+    QCheckBox* flat_ = nullptr;
+    QTabWidget* tabs_ = nullptr;
+    DiscrepancyChart* discrepancy_ = nullptr;
+    RankSweepChart* rank_ = nullptr;
+    SpectrumChart* spectrum_ = nullptr;
+    WeightsView* weights_ = nullptr;
+    OverviewView* overview_ = nullptr;
+    PlaygroundView* playground_ = nullptr;
+    SettingsPanel* settings_ = nullptr;
+    QLabel* layerState_ = nullptr;
+    JobIndicator* jobs_ = nullptr;
+    SystemStatus* system_ = nullptr;
+    QMenu* recentMenu_ = nullptr;
+    LayerWorker* worker_ = nullptr;
+
+    std::shared_ptr<const ModelSession> session_;
+    QString currentLayer_;
+    uint64_t currentGeneration_ = 0;
+    LayerReport report_;
+    bool haveFinal_ = false;
+    LayerSettings defaults_;
+    QHash<QString, LayerSettings> overrides_;
+    std::set<std::string> skipped_;  // modules a loaded profile leaves unquantized (kept when saving)
+    std::optional<PerplexitySummary> perplexity_;
+    QPointer<BackgroundJob> openJob_, analysisJob_, perplexityJob_, exportJob_;
+    bool overviewDirty_ = false;
+    QPointer<ExportDialog> exportDialog_;
+};
+
+}  // namespace cloq::ui

@@ -1,0 +1,48 @@
+// The first page: open a model folder (dialog, drag and drop, recent list) or the bundled demo, and choose the
+// calibration text and size used for opening.
+#pragma once
+#include <QWidget>
+
+#include "cloq/settings.h"
+
+class QLabel;
+class QLineEdit;
+class QListWidget;
+class QPushButton;
+class QSpinBox;
+
+namespace cloq::ui {
+
+class StartPage : public QWidget {
+    Q_OBJECT
+public:
+    explicit StartPage(QWidget* parent = nullptr);
+
+    // Calibration settings for the next open (text path, nsamples, seqlen, seed).
+    CalibSettings calibration() const;
+    void setCalibration(const CalibSettings& c);
+    void setRecentModels(const QStringList& paths);
+    void setDemoAvailable(bool available, const QString& description);
+
+    QPushButton* openButton() const { return open_; }
+    QPushButton* demoButton() const { return demo_; }
+    QListWidget* recentList() const { return recent_; }
+
+Q_SIGNALS:
+    void openRequested(const QString& dir);  // a folder chosen by dialog, drop or recent list
+    void openDialogRequested();
+    void demoRequested();
+
+protected:
+    void dragEnterEvent(QDragEnterEvent* e) override;
+    void dropEvent(QDropEvent* e) override;
+
+private:
+    QPushButton *open_ = nullptr, *demo_ = nullptr;
+    QListWidget* recent_ = nullptr;
+    QLineEdit* text_ = nullptr;
+    QSpinBox *nsamples_ = nullptr, *seqlen_ = nullptr, *seed_ = nullptr;
+    QLabel* demoNote_ = nullptr;
+};
+
+}  // namespace cloq::ui
