@@ -198,6 +198,9 @@ std::string GgufWeightSource::gguf_name(const std::string& hf_name) const { retu
 torch::Tensor GgufWeightSource::load(const std::string& name) const {
     const GgufTensorInfo& t = info(name);
     torch::Tensor w = file_->load_float(t.name);
+    if (!torch::isfinite(w).all().item<bool>()) {
+        throw Error(file_->path() + ": tensor '" + t.name + "' contains NaN or Inf values");
+    }
     if (unpermute_qk_) {
         auto ends_with = [&](const char* s) {
             const std::string suf(s);

@@ -72,7 +72,7 @@ struct TinyLlama {
 
 // A 2-block Llama (hidden 64, 4 heads, 2 kv heads, ffn 96, vocab 40) with random weights, written as GGUF the way
 // convert_hf_to_gguf.py does: q/k rows permuted, F32/F16/Q8_0 mixed, optionally untied.
-TinyLlama tiny_llama(bool tied) {
+TinyLlama tiny_llama(bool tied, bool poison = false) {
     TinyLlama m;
     const int64_t h = 64, heads = 4, kv = 2, hd = 16, ff = 96, vocab = 40;
     auto gen = at::detail::createCPUGenerator(7);
@@ -93,6 +93,10 @@ TinyLlama tiny_llama(bool tied) {
     auto add = [&](const std::string& gguf, const std::string& hf, torch::Tensor t, int64_t permute_heads = 0) {
         m.hf[hf] = t;
         if (permute_heads) t = hf_to_gguf_permute(t, permute_heads);
+        if (poison && gguf == "blk.1.ffn_down.weight") {
+            t = t.clone();
+            t[0][5] = std::numeric_limits<float>::quiet_NaN();
+        }
         w.tensor(gguf, gguf_ne(t), tF32, f32_bytes(t));
     };
     add("token_embd.weight", "model.embed_tokens.weight", rnd({vocab, h}));
@@ -557,6 +561,20 @@ private Q_SLOTS:
             const std::string needle = "blk.1.ffn_up.weight";
             b.replace(b.find(needle), needle.size(), "blk.1.ffn_UP.weight");
             expect_error(write(b, dir), "has no tensor for 'model.layers.1.mlp.up_proj.weight'");
+        }
+        {
+            // A NaN in a weight is reported when the tensor is loaded.
+            TinyLlama m = tiny_llama(true, true);
+            const std::string path = write(m.bytes, dir);
+            ModelFiles mf = open_gguf_model(path);
+            try {
+                mf.weights->load("model.layers.1.mlp.down_proj.weight");
+                QFAIL("no error for a NaN weight");
+            } catch (const Error& e) {
+                QCOMPARE(std::string(e.what()), path + ": tensor 'blk.1.ffn_down.weight' contains NaN or Inf values");
+            }
+            QVERIFY(torch::equal(mf.weights->load("model.layers.1.mlp.up_proj.weight"),
+                                 m.hf["model.layers.1.mlp.up_proj.weight"]));
         }
         {
             // head_count 5 does not divide 64
