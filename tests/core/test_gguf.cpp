@@ -10,6 +10,8 @@
 #include "cloq/error.h"
 #include "cloq/gguf.h"
 #include "cloq/gguf_model.h"
+#include "cloq/gguf_tokenizer.h"
+#include "cloq/tokenizer_spm.h"
 #include "test_gguf_writer.h"
 #include "test_support.h"
 
@@ -525,6 +527,101 @@ private Q_SLOTS:
         // head_dim 4: GGUF rows (h, i, j) hold HF rows (h, j, i): [0, 2, 1, 3] within each head
         auto perm = hf_to_gguf_permute(torch::arange(8, torch::kFloat32), 2);
         QVERIFY(torch::equal(perm.to(torch::kInt64), torch::tensor({0, 2, 1, 3, 4, 6, 5, 7}, torch::kInt64)));
+    }
+
+    // A SentencePiece model written as GGUF `llama` tokenizer metadata (as convert_hf_to_gguf.py does) encodes
+    // exactly as the .model file it came from.
+    void llamaTokenizerFromMetadata_data() {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("stories260K tok512") << QString::fromStdString(demo_model_dir() + "/tokenizer.model");
+        QTest::newRow("llama2") << QString::fromStdString(shared_path("tokenizers/llama2/tokenizer.model"));
+    }
+    void llamaTokenizerFromMetadata() {
+        QFETCH(QString, model);
+        const std::string path = model.toStdString();
+        std::ifstream in(path, std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const SpmModelSpec spec = parse_sentencepiece_model(bytes, path);
+        GgufWriter w;
+        w.kv_str("tokenizer.ggml.model", "llama");
+        w.kv_str_array("tokenizer.ggml.tokens", spec.pieces);
+        w.kv_array<float>("tokenizer.ggml.scores", kF32, spec.scores);
+        std::vector<int32_t> types;
+        uint32_t unk = 0;
+        for (size_t i = 0; i < spec.types.size(); ++i) {
+            types.push_back(static_cast<int32_t>(spec.types[i]));
+            if (spec.types[i] == SpmPieceType::Unknown) unk = static_cast<uint32_t>(i);
+        }
+        w.kv_array<int32_t>("tokenizer.ggml.token_type", kI32, types);
+        w.kv_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(spec.bos_id));
+        w.kv_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(spec.eos_id));
+        w.kv_u32("tokenizer.ggml.unknown_token_id", unk);
+        w.kv_bool("tokenizer.ggml.add_space_prefix", spec.add_dummy_prefix);
+        w.kv_bool("tokenizer.ggml.remove_extra_whitespaces", spec.remove_extra_whitespaces);
+        auto f = GgufFile::from_bytes(w.build(), "tok.gguf");
+        auto tok = tokenizer_from_gguf(*f);
+        auto ref = load_sentencepiece(path);
+        QVERIFY(tok != nullptr);
+        QCOMPARE(tok->vocab_size(), ref->vocab_size());
+        QCOMPARE(tok->bos_id(), ref->bos_id());
+        QCOMPARE(tok->eos_id(), ref->eos_id());
+        if (spec.pieces.size() == 512) {
+            QCOMPARE(tok->encode("Once upon a time", true), (std::vector<int32_t>{1, 403, 407, 261, 378}));
+        }
+        int lines = 0;
+        for (const std::string& text : {tinystories_path(), wikitext_path()}) {
+            std::ifstream t(text);
+            std::string line;
+            for (int i = 0; i < 1500 && std::getline(t, line); ++i, ++lines) {
+                const auto ids = tok->encode(line, true);
+                if (ids != ref->encode(line, true)) QFAIL(("ids differ on line: " + line).c_str());
+                QCOMPARE(tok->decode(ids), ref->decode(ids));
+            }
+        }
+        QCOMPARE(lines, 3000);
+    }
+
+    void badTokenizerMetadata() {
+        auto err = [](GgufWriter& w) -> std::string {
+            try {
+                tokenizer_from_gguf(*GgufFile::from_bytes(w.build(), "t.gguf"));
+            } catch (const Error& e) {
+                return e.what();
+            }
+            return "";
+        };
+        {
+            GgufWriter w;
+            QVERIFY(tokenizer_from_gguf(*GgufFile::from_bytes(w.build(), "t.gguf")) == nullptr);
+            w.kv_str("tokenizer.ggml.model", "bert");
+            w.kv_str_array("tokenizer.ggml.tokens", {"a"});
+            QCOMPARE(err(w), std::string("t.gguf: tokenizer.ggml.model 'bert' is not supported (supported: llama, gpt2)"));
+        }
+        {
+            GgufWriter w;
+            w.kv_str("tokenizer.ggml.model", "llama");
+            w.kv_str_array("tokenizer.ggml.tokens", {"<unk>", "a"});
+            QCOMPARE(err(w), std::string("t.gguf: tokenizer.ggml.model is 'llama' but tokenizer.ggml.scores is missing"));
+            w.kv_array<float>("tokenizer.ggml.scores", kF32, {0.0f, -1.0f});
+            w.kv_array<int32_t>("tokenizer.ggml.token_type", kI32, {2, 1, 1});
+            QCOMPARE(err(w), std::string("t.gguf: tokenizer.ggml.token_type has 3 entries for 2 tokens"));
+        }
+        {
+            GgufWriter w;
+            w.kv_str("tokenizer.ggml.model", "llama");
+            w.kv_str_array("tokenizer.ggml.tokens", {"<unk>", "a"});
+            w.kv_array<float>("tokenizer.ggml.scores", kF32, {0.0f, -1.0f});
+            w.kv_u32("tokenizer.ggml.bos_token_id", 7);
+            QCOMPARE(err(w), std::string("t.gguf: metadata key 'tokenizer.ggml.bos_token_id' is 7, outside the "
+                                         "vocabulary of 2 tokens"));
+        }
+        {
+            GgufWriter w;
+            w.kv_str("tokenizer.ggml.model", "llama");
+            w.kv_u32("tokenizer.ggml.tokens", 3);
+            QCOMPARE(err(w), std::string("t.gguf: metadata key 'tokenizer.ggml.tokens' is uint32, expected an "
+                                         "array of string"));
+        }
     }
 
     void badModelMetadata() {
