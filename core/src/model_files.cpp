@@ -11,6 +11,7 @@
 #include "cloq/gguf.h"
 #include "cloq/model_layout.h"
 #include "cloq/safetensors.h"
+#include "cloq/tokenizer_spm.h"
 
 namespace fs = std::filesystem;
 
@@ -35,9 +36,9 @@ nlohmann::json read_json_file(const std::string& path) {
 
 // The tokenizer the folder ships: tokenizer.model (SentencePiece) first, else tokenizer.json (byte-level BPE).
 std::shared_ptr<const Tokenizer> open_tokenizer(const fs::path& dir) {
-    // The tokenizers are implemented by the `tok` module (cloq/tokenizer_spm.h, cloq/tokenizer_bpe.h); until they
-    // are available a folder opens without one and commands that need text say so.
-    (void)dir;
+    if (fs::exists(dir / "tokenizer.model")) return load_sentencepiece((dir / "tokenizer.model").string());
+    // tokenizer.json (byte-level BPE) is read once the BPE tokenizer is available; until then such a folder opens
+    // without a tokenizer and commands that need text say so.
     return nullptr;
 }
 
