@@ -231,11 +231,7 @@ void ExportDialog::startExport() {
         }
     }
     auto session = window_->sessionPtr();
-    QHash<QString, LayerSettings> snapshot;
-    for (const LinearLayer& l : session->layers) {
-        const QString n = QString::fromStdString(l.name());
-        snapshot.insert(n, window_->effectiveSettings(n));
-    }
+    const SettingsProfile profile = window_->currentProfile();
     auto* job = new BackgroundJob("Export", this);
     job_ = job;
     connect(job, &BackgroundJob::progressed, this, [this](double f, const QString& step) {
@@ -259,9 +255,8 @@ void ExportDialog::startExport() {
     connect(job, &BackgroundJob::finished, job, &QObject::deleteLater);
     status_->setText("Exporting…");
     progress_->setValue(0);
-    job->start([session, snapshot, req, chartsDir, scratch](const Progress& p) {
-        run_export(*session, [&](const std::string& n) { return snapshot.value(QString::fromStdString(n)); }, req,
-                   chartsDir, p);
+    job->start([session, profile, req, chartsDir, scratch](const Progress& p) {
+        run_export(*session, profile, req, chartsDir, p);
     });
     updateEnabled();
 }

@@ -1,6 +1,7 @@
 #include "export_job.h"
 
 #include <QDir>
+#include <QFile>
 #include <QFileInfo>
 #include <QTabWidget>
 
@@ -9,6 +10,15 @@
 #include "main_window.h"
 #include "model_session.h"
 #include "studio_options.h"
+
+#if __has_include("cloq/quantize_pipeline.h")
+#include "cloq/quantize_pipeline.h"
+#define CLOQ_UI_HAVE_PIPELINE 1
+#endif
+#if defined(CLOQ_HAVE_ZIP) && __has_include("zip_bundle.h")
+#include "zip_bundle.h"
+#define CLOQ_UI_HAVE_ZIP 1
+#endif
 
 namespace cloq::ui {
 
@@ -35,6 +45,54 @@ QStringList render_charts(MainWindow* window, const QString& dir, const QString&
     }
     tabs->setCurrentIndex(shown);
     return written;
+}
+
+namespace {
+// Copies every file of `from` into `to` (creating it); used to put the rendered charts into the export folder.
+void copy_folder(const QString& from, const QString& to) {
+    QDir src(from);
+    if (!QDir().mkpath(to)) throw Error(to.toStdString() + ": cannot create the folder");
+    for (const QFileInfo& f : src.entryInfoList(QDir::Files)) {
+        const QString dst = QDir(to).absoluteFilePath(f.fileName());
+        if (!QFile::copy(f.absoluteFilePath(), dst)) throw Error(dst.toStdString() + ": cannot write the file");
+    }
+}
+}  // namespace
+
+void run_export(const ModelSession& session, const SettingsProfile& profile, const ExportRequest& req,
+                const QString& charts_dir, const Progress& progress) {
+    if (req.folder.isEmpty()) throw Error("export: choose an output folder");
+#ifdef CLOQ_UI_HAVE_PIPELINE
+    QuantizeExportOptions o;
+    o.model_path = session.dir.toStdString();
+    o.out_dir = QFileInfo(req.folder).absoluteFilePath().toStdString();
+    o.calib = session.calib;  // the same calibration (and cache) as the session: no recomputation
+    o.profile = profile;
+    o.format = parse_base_format(req.base_format.toStdString());
+    o.adapter_dtype = req.adapter_dtype == "float32" ? torch::kFloat32 : torch::kFloat16;
+    o.write_adapter = req.adapter;
+    o.write_base = req.base;
+    o.write_profile = req.profile;
+    o.write_report = req.report;
+    if (req.charts && !charts_dir.isEmpty())
+        o.add_files = [charts_dir](const std::string& temp_out) {
+            copy_folder(charts_dir, QDir(QString::fromStdString(temp_out)).absoluteFilePath("charts"));
+        };
+    const double zip_share = req.zip ? 0.1 : 0.0;
+    run_quantize_export(o, progress.slice(0.0, 1.0 - zip_share));
+    if (req.zip) {
+#ifdef CLOQ_UI_HAVE_ZIP
+        zip::write_zip_bundle(QFileInfo(req.zip_path).absoluteFilePath().toStdString(), o.out_dir,
+                              QFileInfo(req.folder).fileName().toStdString(), progress.slice(1.0 - zip_share, 1.0));
+#else
+        throw Error(req.zip_path.toStdString() + ": this build has no zip support (QuaZip); the folder was written");
+#endif
+    }
+    progress(1.0, "done");
+#else
+    (void)session, (void)profile, (void)charts_dir, (void)progress;
+    throw Error("export: this build has no export pipeline (core/quantize_pipeline) yet");
+#endif
 }
 
 }  // namespace cloq::ui

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cloq/progress.h"
+#include "cloq/profile.h"
 #include "cloq/settings.h"
 
 namespace cloq::ui {
@@ -33,7 +34,7 @@ QStringList render_charts(MainWindow* window, const QString& dir, const QString&
 // The background part: quantize + init every layer with its settings and write the selected outputs into
 // request.folder (chart files already rendered into `charts_dir` are moved in), then the zip. Throws
 // cloq::Error / cloq::Cancelled; on failure nothing is left at request.folder.
-void run_export(const ModelSession& session, const std::function<LayerSettings(const std::string&)>& settings_of,
-                const ExportRequest& request, const QString& charts_dir, const Progress& progress);
+void run_export(const ModelSession& session, const SettingsProfile& profile, const ExportRequest& request,
+                const QString& charts_dir, const Progress& progress);
 
 }  // namespace cloq::ui

@@ -39,6 +39,8 @@ std::vector<double> relative(std::vector<double> v, double norm) {
 constexpr int kBins = 121;
 }  // namespace
 
+void fill_weight_views(LayerReport& r, const LayerSolver& solver);
+
 int sweep_rank_max(int64_t out, int64_t in, int rank) {
     const int full = static_cast<int>(std::min(out, in));
     return std::min(full, std::max(256, 2 * rank));
@@ -88,7 +90,7 @@ GroupErrorGrid group_error_grid(const torch::Tensor& W, const torch::Tensor& Q, 
     return grid;
 }
 
-LayerReport build_report_phase1(const LayerSolver& solver, const std::string& name) {
+LayerReport build_report_phase1(const LayerSolver& solver, const std::string& name, const LayerReport* same_q) {
     const auto t0 = std::chrono::steady_clock::now();
     LayerReport r;
     r.name = name;
@@ -106,6 +108,22 @@ LayerReport build_report_phase1(const LayerSolver& solver, const std::string& na
     r.sv_delta = to_vector(solver.delta_singular_values());
     r.cloq_optimal = solver.cloq_optimal_value();
 
+    if (same_q) {
+        r.hist_w = same_q->hist_w;
+        r.hist_q = same_q->hist_q;
+        r.hist_err = same_q->hist_err;
+        r.group_error = same_q->group_error;
+    } else {
+        fill_weight_views(r, solver);
+    }
+    const auto timings = solver.timings();
+    if (auto it = timings.find("quantize"); it != timings.end()) r.quantize_ms = it->second * 1000.0;
+    r.solve_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    r.loftq_pending = true;
+    return r;
+}
+
+void fill_weight_views(LayerReport& r, const LayerSolver& solver) {
     const torch::Tensor& W = solver.weight();
     const torch::Tensor Q = solver.quantized().Q;
     const std::vector<float> w = to_floats(W), q = to_floats(Q);
@@ -119,12 +137,6 @@ LayerReport build_report_phase1(const LayerSolver& solver, const std::string& na
     const double ea = std::max(std::abs(*emin), std::abs(*emax));  // symmetric range: 0 in the middle
     r.hist_err = histogram(e, -ea, ea, kBins);
     r.group_error = group_error_grid(W, Q, r.settings.quant.group);
-
-    const auto timings = solver.timings();
-    if (auto it = timings.find("quantize"); it != timings.end()) r.quantize_ms = it->second * 1000.0;
-    r.solve_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    r.loftq_pending = true;
-    return r;
 }
 
 void complete_report(LayerReport& r, const LayerSolver& solver) {

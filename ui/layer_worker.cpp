@@ -157,7 +157,10 @@ void LayerWorker::process(const Request& req, const Progress& progress) {
         lastReports_.erase(key);
         throw;
     }
-    LayerReport report = build_report_phase1(*solver, key);
+    const LayerReport* same_q = nullptr;
+    if (auto prev = lastReports_.find(key); prev != lastReports_.end() && sameQuantization(prev->second.settings, req.settings))
+        same_q = &prev->second;
+    LayerReport report = build_report_phase1(*solver, key, same_q);
     report.generation = req.generation;
     // Until phase 2 finishes, show the previous LoftQ / spectral numbers of this layer (if any) instead of zeros.
     if (auto prev = lastReports_.find(key); prev != lastReports_.end()) {

@@ -60,7 +60,10 @@ private:
     void run();
     void process(const Request& req, const Progress& progress);
     LayerSolver& solverFor(const Request& req, const Progress& progress);
+public:
     static bool sameQuantization(const LayerSettings& a, const LayerSettings& b);
+
+private:
 
     mutable std::mutex mutex_;
     std::condition_variable wake_;
