@@ -6,4 +6,5 @@
 
 namespace cloq::cli {
 using Args = std::vector<std::string>;
+int cmd_layer(const Args& args, std::ostream& out, std::ostream& err);
 }  // namespace cloq::cli
