@@ -6,9 +6,12 @@
 #include <QtTest/QtTest>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cloq/error.h"
 #include "cloq/gguf.h"
+#include "cloq/gguf_hf_export.h"
 #include "cloq/gguf_model.h"
 #include "cloq/gguf_tokenizer.h"
 #include "cloq/safetensors.h"
@@ -646,6 +649,57 @@ private Q_SLOTS:
         QVERIFY(c.tie_word_embeddings);
         QVERIFY(m.tokenizer != nullptr);
         QCOMPARE(m.tokenizer->encode("Once upon a time", true), (std::vector<int32_t>{1, 403, 407, 261, 378}));
+    }
+
+    // tokenizer.model + tokenizer_config.json written from GGUF `llama` metadata: libsentencepiece itself (the
+    // spm_reference oracle, a separate process) loads the file and gives the GGUF tokenizer's ids.
+    void hfTokenizerFilesFromLlamaMetadata_data() { llamaTokenizerFromMetadata_data(); }
+    void hfTokenizerFilesFromLlamaMetadata() {
+        QFETCH(QString, model);
+        GgufWriter w;
+        w.kv_str("general.architecture", "llama");
+        w.kv_u32("llama.context_length", 4096);
+        w.kv_str("tokenizer.chat_template", "{{ messages }}");
+        write_llama_tokenizer(w, model.toStdString());
+        auto f = GgufFile::from_bytes(w.build(), "tok.gguf");
+        QTemporaryDir dir;
+        const auto written = write_hf_tokenizer_files(*f, dir.path().toStdString());
+        QCOMPARE(written, (std::vector<std::string>{"tokenizer.model", "tokenizer_config.json"}));
+        const std::string written_model = dir.filePath("tokenizer.model").toStdString();
+        auto ours = tokenizer_from_gguf(*f);
+        auto reread = load_sentencepiece(written_model);
+
+        const std::string reference = std::string(CLOQ_BINARY_DIR) + "/tests/tools/spm_reference";
+        QProcess p;
+        p.start(QString::fromStdString(reference),
+                {"encode-lines", QString::fromStdString(written_model), QString::fromStdString(wikitext_path()), "0",
+                 "400"});
+        QVERIFY2(p.waitForStarted(30000), "cannot start tests/tools/spm_reference (build that target)");
+        QVERIFY(p.waitForFinished(120000));
+        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+        std::istringstream ref(p.readAllStandardOutput().toStdString());
+        std::ifstream text(wikitext_path());
+        std::string line, ref_line;
+        int n = 0;
+        for (; n < 400 && std::getline(text, line); ++n) {
+            QVERIFY(std::getline(ref, ref_line));
+            const auto ids = ours->encode(line, false);
+            std::string got;
+            for (size_t i = 0; i < ids.size(); ++i) got += (i ? " " : "") + std::to_string(ids[i]);
+            if (got != ref_line) QFAIL(("libsentencepiece differs on: " + line + "\n  " + got + "\n  " + ref_line).c_str());
+            QCOMPARE(reread->encode(line, true), ours->encode(line, true));
+        }
+        QCOMPARE(n, 400);
+
+        std::ifstream cfg_in(dir.filePath("tokenizer_config.json").toStdString());
+        const auto cfg = nlohmann::json::parse(cfg_in);
+        QCOMPARE(cfg["bos_token"].get<std::string>(), std::string("<s>"));
+        QCOMPARE(cfg["eos_token"].get<std::string>(), std::string("</s>"));
+        QCOMPARE(cfg["unk_token"].get<std::string>(), std::string("<unk>"));
+        QCOMPARE(cfg["add_bos_token"].get<bool>(), true);
+        QCOMPARE(cfg["chat_template"].get<std::string>(), std::string("{{ messages }}"));
+        QCOMPARE(cfg["model_max_length"].get<int>(), 4096);
+        QCOMPARE(cfg["tokenizer_class"].get<std::string>(), std::string("LlamaTokenizer"));
     }
 
     void badTokenizerMetadata() {
