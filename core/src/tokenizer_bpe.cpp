@@ -37,6 +37,10 @@ const ByteMap& byte_map() {
     return map;
 }
 
+// How far ids may run past the number of tokens (HF vocabularies may have gaps; a hostile file must not make the
+// id table huge).
+constexpr std::size_t kMaxIdGap = 1 << 20;
+
 bool is_word_char(char32_t cp) { return cp == '_' || unicode::is_letter(cp) || unicode::is_number(cp); }
 
 // The character that ends just before byte `pos` (pos > 0), and its length.
@@ -71,7 +75,9 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(ByteBpeSpec spec, std::string sourc
     std::size_t total = n;
     for (const auto& a : spec_.added) {
         if (a.content.empty()) fail("added token " + std::to_string(a.id) + " has no content");
-        if (a.id < 0 || a.id > (1 << 30)) fail("added token \"" + a.content + "\" has id " + std::to_string(a.id));
+        // Ids beyond the vocabulary are fine (added tokens), but not so far that the id table would be huge.
+        if (a.id < 0 || static_cast<std::size_t>(a.id) >= n + spec_.added.size() + kMaxIdGap)
+            fail("added token \"" + a.content + "\" has id " + std::to_string(a.id) + " (vocabulary of " + std::to_string(n) + ")");
         total = std::max(total, static_cast<std::size_t>(a.id) + 1);
     }
     // Ids without a token (gaps, as HF vocabularies may have) are never produced and decode to nothing.
@@ -467,7 +473,9 @@ std::shared_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
         if (!vocab.is_object()) throw Error(path + ": model.vocab is not an object");
         for (const auto& [token, id_json] : vocab.items()) {
             const int64_t id = id_json.get<int64_t>();
-            if (id < 0 || id >= (1 << 30)) throw Error(path + ": token \"" + token + "\" has id " + std::to_string(id));
+            if (id < 0 || static_cast<std::size_t>(id) >= vocab.size() + kMaxIdGap)
+                throw Error(path + ": token \"" + token + "\" has id " + std::to_string(id) + ", far beyond the " +
+                            std::to_string(vocab.size()) + " tokens of the vocabulary");
             if (static_cast<std::size_t>(id) >= spec.tokens.size()) spec.tokens.resize(static_cast<std::size_t>(id) + 1);
             if (!spec.tokens[id].empty()) throw Error(path + ": id " + std::to_string(id) + " is given to two tokens");
             spec.tokens[id] = token;

@@ -5,6 +5,8 @@
 
 #include <Eigen/Eigenvalues>
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <cmath>
 #include <random>
 
@@ -115,6 +117,10 @@ private Q_SLOTS:
                 QVERIFY(f(u) <= f(u + delta) + 1e-14);
             }
             QVERIFY((u - ref_prox_linf(x, t)).cwiseAbs().maxCoeff() <= 1e-9);
+            // the CPU heap path and the sort-based projection (used on other devices) agree
+            const VectorXd via_projection =
+                x - cloq::test::to_eigen(project_l1_ball(cloq::test::from_eigen(X), t)).row(0).transpose();
+            QVERIFY((u - via_projection).cwiseAbs().maxCoeff() <= 1e-12);
             if (x.cwiseAbs().sum() <= t) QCOMPARE(u.cwiseAbs().maxCoeff(), 0.0);
         }
     }
@@ -190,6 +196,22 @@ private Q_SLOTS:
         const double lmax = Eigen::SelfAdjointEigenSolver<MatrixXd>(He).eigenvalues().maxCoeff();
         const double f_end = 0.5 * (D * He * D.transpose()).trace() / lmax + alpha * linf_penalty(Wpe, group);
         QVERIFY(f_end < alpha * linf_penalty(We, group));
+    }
+
+    // Cost on demand (CLOQ_BENCH=1, size CLOQ_BENCH_N, default 1024): MagR is `iters` GEMMs [out,in]x[in,in].
+    void speed() {
+        if (qEnvironmentVariableIsEmpty("CLOQ_BENCH")) QSKIP("set CLOQ_BENCH=1 to time MagR");
+        const int64_t n = qEnvironmentVariableIntValue("CLOQ_BENCH_N") > 0 ? qEnvironmentVariableIntValue("CLOQ_BENCH_N") : 1024;
+        const auto W = torch::randn({n, n}) * 0.02;
+        const auto V = torch::randn({n, 256}, torch::kFloat64);
+        const auto H = V.mm(V.t()) + torch::diag(torch::rand({n}, torch::kFloat64) * 256);
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::clock_t c0 = std::clock();
+        const auto Wp = magr_preprocess(W, H, 128, MagrOptions{});
+        const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        qInfo("MagR %dx%d g128, 200 iterations: %.2f s wall, %.2f s CPU (all threads)", int(n), int(n), s, cpu);
+        QVERIFY(torch::isfinite(Wp).all().item<bool>());
     }
 
     void rejectsBadInput() {

@@ -544,6 +544,10 @@ private Q_SLOTS:
         bad("vocabtype", [](json& j) { j["model"]["vocab"] = json::array({1, 2}); }, {"model.vocab"});
         bad("dupid", [](json& j) { j["model"]["vocab"]["zzz"] = 3; }, {"id 3 is given to two tokens"});
         bad("idtype", [](json& j) { j["model"]["vocab"]["zzz"] = "seven"; }, {"unexpected tokenizer.json structure"});
+        bad("farid", [](json& j) { j["model"]["vocab"]["zzz"] = 2000000000; }, {"id 2000000000, far beyond"});
+        bad("farsadded", [](json& j) {
+                j["added_tokens"] = json::array({{{"id", 1999999999}, {"content", "<x>"}, {"special", true}}});
+            }, {"added token \"<x>\" has id 1999999999"});
         bad("suffix", [](json& j) { j["model"]["end_of_word_suffix"] = "</w>"; }, {"end_of_word_suffix"});
         {   // ids may have gaps (HF allows them): they are never produced and decode to nothing
             json g = good;
