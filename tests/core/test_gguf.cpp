@@ -6,10 +6,16 @@
 #include <QtTest/QtTest>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cloq/error.h"
 #include "cloq/gguf.h"
+#include "cloq/gguf_hf_export.h"
 #include "cloq/gguf_model.h"
+#include "cloq/gguf_tokenizer.h"
+#include "cloq/safetensors.h"
+#include "cloq/tokenizer_spm.h"
 #include "test_gguf_writer.h"
 #include "test_support.h"
 
@@ -45,24 +51,6 @@ size_t offset_after_kvs(const GgufWriter&) {
     // magic 4 + version 4 + counts 16 + kv1 (8+20 key "general.architecture", 4 type, 8+5 "llama")
     // + kv2 (8+17 "llama.block_count", 4, 4)
     return 24 + (8 + 20 + 4 + 8 + 5) + (8 + 17 + 4 + 4);
-}
-
-// convert_hf_to_gguf.py LlamaModel.permute: w.reshape(n_head, 2, rows/n_head/2, *rest).swapaxes(1, 2).reshape(...)
-torch::Tensor hf_to_gguf_permute(const torch::Tensor& w, int64_t n_head) {
-    auto shape = w.sizes().vec();
-    std::vector<int64_t> v = {n_head, 2, w.size(0) / n_head / 2};
-    for (size_t i = 1; i < shape.size(); ++i) v.push_back(shape[i]);
-    return w.reshape(v).transpose(1, 2).reshape(shape).contiguous();
-}
-
-std::string f32_bytes(const torch::Tensor& t) {
-    auto c = t.to(torch::kFloat32).contiguous();
-    return std::string(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * 4);
-}
-std::vector<uint64_t> gguf_ne(const torch::Tensor& t) {
-    std::vector<uint64_t> ne;
-    for (int64_t i = t.dim() - 1; i >= 0; --i) ne.push_back(static_cast<uint64_t>(t.size(i)));
-    return ne;
 }
 
 struct TinyLlama {
@@ -525,6 +513,158 @@ private Q_SLOTS:
         // head_dim 4: GGUF rows (h, i, j) hold HF rows (h, j, i): [0, 2, 1, 3] within each head
         auto perm = hf_to_gguf_permute(torch::arange(8, torch::kFloat32), 2);
         QVERIFY(torch::equal(perm.to(torch::kInt64), torch::tensor({0, 2, 1, 3, 4, 6, 5, 7}, torch::kInt64)));
+    }
+
+    // A SentencePiece model written as GGUF `llama` tokenizer metadata (as convert_hf_to_gguf.py does) encodes
+    // exactly as the .model file it came from.
+    void llamaTokenizerFromMetadata_data() {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("stories260K tok512") << QString::fromStdString(demo_model_dir() + "/tokenizer.model");
+        QTest::newRow("llama2") << QString::fromStdString(shared_path("tokenizers/llama2/tokenizer.model"));
+    }
+    void llamaTokenizerFromMetadata() {
+        QFETCH(QString, model);
+        const std::string path = model.toStdString();
+        GgufWriter w;
+        write_llama_tokenizer(w, path);
+        const bool tok512 = path.find("stories260K") != std::string::npos;
+        auto f = GgufFile::from_bytes(w.build(), "tok.gguf");
+        auto tok = tokenizer_from_gguf(*f);
+        auto ref = load_sentencepiece(path);
+        QVERIFY(tok != nullptr);
+        QCOMPARE(tok->vocab_size(), ref->vocab_size());
+        QCOMPARE(tok->bos_id(), ref->bos_id());
+        QCOMPARE(tok->eos_id(), ref->eos_id());
+        if (tok512) {
+            QCOMPARE(tok->encode("Once upon a time", true), (std::vector<int32_t>{1, 403, 407, 261, 378}));
+        }
+        int lines = 0;
+        for (const std::string& text : {tinystories_path(), wikitext_path()}) {
+            std::ifstream t(text);
+            std::string line;
+            for (int i = 0; i < 1500 && std::getline(t, line); ++i, ++lines) {
+                const auto ids = tok->encode(line, true);
+                if (ids != ref->encode(line, true)) QFAIL(("ids differ on line: " + line).c_str());
+                QCOMPARE(tok->decode(ids), ref->decode(ids));
+            }
+        }
+        QCOMPARE(lines, 3000);
+    }
+
+    // stories260K converted to GGUF opens as the same model: identical tensors (q/k un-permuted), config and
+    // tokenizer ids.
+    void stories260kAsGguf() {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("stories260K.gguf").toStdString();
+        {
+            std::ofstream(path, std::ios::binary) << stories260k_gguf();
+        }
+        ModelFiles m = open_gguf_model(path);
+        SafetensorsWeights st(demo_model_dir() + "/model.safetensors");
+        QCOMPARE(m.weights->names().size(), st.names().size());
+        for (const auto& n : st.names()) QVERIFY2(torch::equal(m.weights->load(n), st.load(n)), n.c_str());
+        const ModelConfig& c = m.config;
+        QCOMPARE(c.num_layers, int64_t{5});
+        QCOMPARE(c.vocab_size, int64_t{512});
+        QCOMPARE(c.head_dim, int64_t{8});
+        QVERIFY(c.tie_word_embeddings);
+        QVERIFY(m.tokenizer != nullptr);
+        QCOMPARE(m.tokenizer->encode("Once upon a time", true), (std::vector<int32_t>{1, 403, 407, 261, 378}));
+
+    }
+
+    // tokenizer.model + tokenizer_config.json written from GGUF `llama` metadata: libsentencepiece itself (the
+    // spm_reference oracle, a separate process) loads the file and gives the GGUF tokenizer's ids.
+    void hfTokenizerFilesFromLlamaMetadata_data() { llamaTokenizerFromMetadata_data(); }
+    void hfTokenizerFilesFromLlamaMetadata() {
+        QFETCH(QString, model);
+        GgufWriter w;
+        w.kv_str("general.architecture", "llama");
+        w.kv_u32("llama.context_length", 4096);
+        w.kv_str("tokenizer.chat_template", "{{ messages }}");
+        write_llama_tokenizer(w, model.toStdString());
+        auto f = GgufFile::from_bytes(w.build(), "tok.gguf");
+        QTemporaryDir dir;
+        const auto written = write_hf_tokenizer_files(*f, dir.path().toStdString());
+        QCOMPARE(written, (std::vector<std::string>{"tokenizer.model", "tokenizer_config.json"}));
+        const std::string written_model = dir.filePath("tokenizer.model").toStdString();
+        auto ours = tokenizer_from_gguf(*f);
+        auto reread = load_sentencepiece(written_model);
+
+        const std::string reference = std::string(CLOQ_BINARY_DIR) + "/tests/tools/spm_reference";
+        QProcess p;
+        p.start(QString::fromStdString(reference),
+                {"encode-lines", QString::fromStdString(written_model), QString::fromStdString(wikitext_path()), "0",
+                 "400"});
+        QVERIFY2(p.waitForStarted(30000), "cannot start tests/tools/spm_reference (build that target)");
+        QVERIFY(p.waitForFinished(120000));
+        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+        std::istringstream ref(p.readAllStandardOutput().toStdString());
+        std::ifstream text(wikitext_path());
+        std::string line, ref_line;
+        int n = 0;
+        for (; n < 400 && std::getline(text, line); ++n) {
+            QVERIFY(std::getline(ref, ref_line));
+            const auto ids = ours->encode(line, false);
+            std::string got;
+            for (size_t i = 0; i < ids.size(); ++i) got += (i ? " " : "") + std::to_string(ids[i]);
+            if (got != ref_line) QFAIL(("libsentencepiece differs on: " + line + "\n  " + got + "\n  " + ref_line).c_str());
+            QCOMPARE(reread->encode(line, true), ours->encode(line, true));
+        }
+        QCOMPARE(n, 400);
+
+        std::ifstream cfg_in(dir.filePath("tokenizer_config.json").toStdString());
+        const auto cfg = nlohmann::json::parse(cfg_in);
+        QCOMPARE(cfg["bos_token"].get<std::string>(), std::string("<s>"));
+        QCOMPARE(cfg["eos_token"].get<std::string>(), std::string("</s>"));
+        QCOMPARE(cfg["unk_token"].get<std::string>(), std::string("<unk>"));
+        QCOMPARE(cfg["add_bos_token"].get<bool>(), true);
+        QCOMPARE(cfg["chat_template"].get<std::string>(), std::string("{{ messages }}"));
+        QCOMPARE(cfg["model_max_length"].get<int>(), 4096);
+        QCOMPARE(cfg["tokenizer_class"].get<std::string>(), std::string("LlamaTokenizer"));
+    }
+
+    void badTokenizerMetadata() {
+        auto err = [](GgufWriter& w) -> std::string {
+            try {
+                tokenizer_from_gguf(*GgufFile::from_bytes(w.build(), "t.gguf"));
+            } catch (const Error& e) {
+                return e.what();
+            }
+            return "";
+        };
+        {
+            GgufWriter w;
+            QVERIFY(tokenizer_from_gguf(*GgufFile::from_bytes(w.build(), "t.gguf")) == nullptr);
+            w.kv_str("tokenizer.ggml.model", "bert");
+            w.kv_str_array("tokenizer.ggml.tokens", {"a"});
+            QCOMPARE(err(w), std::string("t.gguf: tokenizer.ggml.model 'bert' is not supported (supported: llama, gpt2)"));
+        }
+        {
+            GgufWriter w;
+            w.kv_str("tokenizer.ggml.model", "llama");
+            w.kv_str_array("tokenizer.ggml.tokens", {"<unk>", "a"});
+            QCOMPARE(err(w), std::string("t.gguf: tokenizer.ggml.model is 'llama' but tokenizer.ggml.scores is missing"));
+            w.kv_array<float>("tokenizer.ggml.scores", kF32, {0.0f, -1.0f});
+            w.kv_array<int32_t>("tokenizer.ggml.token_type", kI32, {2, 1, 1});
+            QCOMPARE(err(w), std::string("t.gguf: tokenizer.ggml.token_type has 3 entries for 2 tokens"));
+        }
+        {
+            GgufWriter w;
+            w.kv_str("tokenizer.ggml.model", "llama");
+            w.kv_str_array("tokenizer.ggml.tokens", {"<unk>", "a"});
+            w.kv_array<float>("tokenizer.ggml.scores", kF32, {0.0f, -1.0f});
+            w.kv_u32("tokenizer.ggml.bos_token_id", 7);
+            QCOMPARE(err(w), std::string("t.gguf: metadata key 'tokenizer.ggml.bos_token_id' is 7, outside the "
+                                         "vocabulary of 2 tokens"));
+        }
+        {
+            GgufWriter w;
+            w.kv_str("tokenizer.ggml.model", "llama");
+            w.kv_u32("tokenizer.ggml.tokens", 3);
+            QCOMPARE(err(w), std::string("t.gguf: metadata key 'tokenizer.ggml.tokens' is uint32, expected an "
+                                         "array of string"));
+        }
     }
 
     void badModelMetadata() {
