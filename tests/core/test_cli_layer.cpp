@@ -152,7 +152,8 @@ private Q_SLOTS:
         QVERIFY2(r.code == 0, r.err.c_str());
         const auto j = nlohmann::json::parse(r.out);
         const auto Q = read_npy(dir + "/Q.npy");
-        QVERIFY(rel_diff(discrepancy(W_ - Q, H_, W_).fro, j["zero"]["fro"].get<double>()) < 1e-9);
+        const double mine = discrepancy(W_ - Q, H_, W_).fro, theirs = j["zero"]["fro"].get<double>();
+        QVERIFY2(rel_diff(mine, theirs) < 1e-9, (std::to_string(mine) + " vs " + std::to_string(theirs)).c_str());
     }
     void existingFolder() {
         const auto empty = p("empty");

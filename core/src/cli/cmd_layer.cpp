@@ -126,8 +126,15 @@ int cmd_layer(const Args& args, std::ostream& out, std::ostream& err) {
     const Discrepancy chosen = solver.metrics(s.init);
     const nlohmann::json chosen_json = to_json(chosen);  // a named object: items() must not outlive it
     for (const auto& [k, v] : chosen_json.items()) j[k] = v;
-    j["zero"] = to_json(s.init == InitMethod::Zero ? chosen : solver.metrics(InitMethod::Zero));
-    j["svd"] = to_json(s.init == InitMethod::Svd ? chosen : solver.metrics(InitMethod::Svd));
+    if (s.init == InitMethod::Loftq) {
+        // LoftQ sits on its own Q (requantized in its loop, or NF): the baselines are measured on that Q.
+        const auto Qb = solver.base(InitMethod::Loftq);
+        j["zero"] = to_json(discrepancy(W.to(dev), Qb, zero_init(W.size(0), W.size(1), s.rank), hf->H()));
+        j["svd"] = to_json(discrepancy(W.to(dev), Qb, svd_init(W.to(dev), Qb, s.rank, s.split), hf->H()));
+    } else {
+        j["zero"] = to_json(s.init == InitMethod::Zero ? chosen : solver.metrics(InitMethod::Zero));
+        j["svd"] = to_json(s.init == InitMethod::Svd ? chosen : solver.metrics(InitMethod::Svd));
+    }
     j["cloq_optimal_hlambda"] = solver.cloq_optimal_value();  // sqrt(Σ_{i>r} S_i²), Algorithm 1's check
     j["lambda"] = hf->lambda();
     timings["metrics"] = seconds_since(t0);
