@@ -8,6 +8,7 @@
 #include "chart_panel.h"
 #include "cloq/error.h"
 #include "main_window.h"
+#include "export_direct.h"
 #include "model_session.h"
 #include "studio_options.h"
 
@@ -62,10 +63,17 @@ void copy_folder(const QString& from, const QString& to) {
 void run_export(const ModelSession& session, const SettingsProfile& profile, const ExportRequest& req,
                 const QString& charts_dir, const Progress& progress) {
     if (req.folder.isEmpty()) throw Error("export: choose an output folder");
+    const std::string out_dir = QFileInfo(req.folder).absoluteFilePath().toStdString();
+    std::function<void(const std::string&)> add_files;
+    if (req.charts && !charts_dir.isEmpty())
+        add_files = [charts_dir](const std::string& temp_out) {
+            copy_folder(charts_dir, QDir(QString::fromStdString(temp_out)).absoluteFilePath("charts"));
+        };
+    const double zip_share = req.zip ? 0.1 : 0.0;
 #ifdef CLOQ_UI_HAVE_PIPELINE
     QuantizeExportOptions o;
     o.model_path = session.dir.toStdString();
-    o.out_dir = QFileInfo(req.folder).absoluteFilePath().toStdString();
+    o.out_dir = out_dir;
     o.calib = session.calib;  // the same calibration (and cache) as the session: no recomputation
     o.profile = profile;
     o.format = parse_base_format(req.base_format.toStdString());
@@ -74,25 +82,30 @@ void run_export(const ModelSession& session, const SettingsProfile& profile, con
     o.write_base = req.base;
     o.write_profile = req.profile;
     o.write_report = req.report;
-    if (req.charts && !charts_dir.isEmpty())
-        o.add_files = [charts_dir](const std::string& temp_out) {
-            copy_folder(charts_dir, QDir(QString::fromStdString(temp_out)).absoluteFilePath("charts"));
-        };
-    const double zip_share = req.zip ? 0.1 : 0.0;
+    o.add_files = add_files;
     run_quantize_export(o, progress.slice(0.0, 1.0 - zip_share));
+#else
+    // Until core's batch pipeline lands: the same writers, driven from here.
+    DirectExportOptions o;
+    o.out_dir = out_dir;
+    o.base_format = req.base_format.toStdString();
+    o.adapter_fp16 = req.adapter_dtype != "float32";
+    o.write_adapter = req.adapter;
+    o.write_base = req.base;
+    o.write_profile = req.profile;
+    o.write_report = req.report;
+    o.add_files = add_files;
+    run_direct_export(session, profile, o, progress.slice(0.0, 1.0 - zip_share));
+#endif
     if (req.zip) {
 #ifdef CLOQ_UI_HAVE_ZIP
-        zip::write_zip_bundle(QFileInfo(req.zip_path).absoluteFilePath().toStdString(), o.out_dir,
+        zip::write_zip_bundle(QFileInfo(req.zip_path).absoluteFilePath().toStdString(), out_dir,
                               QFileInfo(req.folder).fileName().toStdString(), progress.slice(1.0 - zip_share, 1.0));
 #else
         throw Error(req.zip_path.toStdString() + ": this build has no zip support (QuaZip); the folder was written");
 #endif
     }
     progress(1.0, "done");
-#else
-    (void)session, (void)profile, (void)charts_dir, (void)progress;
-    throw Error("export: this build has no export pipeline (core/quantize_pipeline) yet");
-#endif
 }
 
 }  // namespace cloq::ui

@@ -6,6 +6,7 @@
 #include <QCheckBox>
 #include <QCloseEvent>
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QHeaderView>
@@ -164,6 +165,13 @@ void MainWindow::buildUi() {
     tabs_->setTabToolTip(5, "A synthetic layer to see why calibration wins — Ctrl+6");
     cl->addWidget(tabs_, 1);
     split->addWidget(center);
+    chartFlush_ = new QTimer(this);
+    chartFlush_->setInterval(0);
+    connect(chartFlush_, &QTimer::timeout, this, [this] {
+        if (staleCharts_.empty()) chartFlush_->stop();
+        else flushChart(staleCharts_.front());
+    });
+    connect(tabs_, &QTabWidget::currentChanged, this, [this](int i) { flushChart(tabs_->widget(i)); });
 
     auto* scroll = new QScrollArea(split);
     scroll->setWidgetResizable(true);
@@ -527,11 +535,15 @@ void MainWindow::requestCurrentLayer() {
 
 void MainWindow::onReport(const LayerReport& r) {
     if (r.generation != currentGeneration_) return;  // an answer to an older request: a newer one is coming
+    QElapsedTimer redraw;
+    redraw.start();
     report_ = r;
-    discrepancy_->setReport(r);
-    rank_->setReport(r);
-    spectrum_->setReport(r);
-    weights_->setReport(r);
+    // Qt Charts relayouts on every series/axis change (tens of ms per chart on a busy machine): the visible chart
+    // is redrawn now, the hidden ones one per event-loop turn afterwards (or when their tab is shown first).
+    staleCharts_ = {discrepancy_, rank_, spectrum_, weights_};
+    flushChart(tabs_->currentWidget());
+    lastRedrawMs_ = redraw.nsecsElapsed() / 1e6;
+    if (!staleCharts_.empty()) chartFlush_->start();
     const QString name = QString::fromStdString(r.name);
     if (!r.loftq_pending) {
         haveFinal_ = true;
@@ -759,6 +771,20 @@ void MainWindow::showExportDialog() {
     exportDialog_->activateWindow();
 }
 
+void MainWindow::flushChart(QWidget* page) {
+    auto it = std::find(staleCharts_.begin(), staleCharts_.end(), page);
+    if (it == staleCharts_.end()) return;
+    staleCharts_.erase(it);
+    if (page == discrepancy_) discrepancy_->setReport(report_);
+    else if (page == rank_) rank_->setReport(report_);
+    else if (page == spectrum_) spectrum_->setReport(report_);
+    else if (page == weights_) weights_->setReport(report_);
+}
+
+void MainWindow::flushCharts() {
+    while (!staleCharts_.empty()) flushChart(staleCharts_.front());
+}
+
 // ------------------------------------------------------------------------------------------------ misc
 
 void MainWindow::setTheme(const QString& name) {
@@ -781,7 +807,9 @@ void MainWindow::dropEvent(QDropEvent* e) {
     if (urls.isEmpty() || !urls.first().isLocalFile()) return;
     const QFileInfo fi(urls.first().toLocalFile());
     e->acceptProposedAction();
-    openModel(fi.isDir() ? fi.absoluteFilePath() : fi.absolutePath());
+    // A folder, a .gguf file, or any file inside a model folder (config.json, a safetensors shard).
+    openModel(fi.isDir() || fi.suffix().compare("gguf", Qt::CaseInsensitive) == 0 ? fi.absoluteFilePath()
+                                                                                 : fi.absolutePath());
 }
 
 }  // namespace cloq::ui

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <vector>
 
 #include "cloq/profile.h"
 #include "cloq/settings.h"
@@ -22,6 +23,7 @@ class QStackedWidget;
 class QTabWidget;
 class QTreeView;
 class QMenu;
+class QTimer;
 
 namespace cloq::ui {
 
@@ -85,6 +87,7 @@ public:
     std::shared_ptr<const ModelSession> sessionPtr() const { return session_; }
     bool hasFinalReport() const { return haveFinal_; }
     const LayerReport& currentReport() const { return report_; }
+    double lastRedrawMs() const { return lastRedrawMs_; }  // UI-thread time to put the last report into the charts
     const std::optional<PerplexitySummary>& perplexity() const { return perplexity_; }
     DiscrepancyChart* discrepancyChart() const { return discrepancy_; }
     RankSweepChart* rankChart() const { return rank_; }
@@ -125,6 +128,11 @@ private:
     void onSessionOpened(std::shared_ptr<const ModelSession> session);
     void populateExplorer();
     void refreshOverview();
+    void flushChart(QWidget* page);  // puts report_ into that chart page if it has not got it yet
+public:
+    void flushCharts();              // every chart page up to date now (export, tests)
+    bool chartsPending() const { return !staleCharts_.empty(); }
+private:
     void addRecent(const QString& dir);
     QStringList recentModels() const;
     void startJob(BackgroundJob* job);
@@ -160,6 +168,9 @@ private:
     uint64_t currentGeneration_ = 0;
     LayerReport report_;
     bool haveFinal_ = false;
+    double lastRedrawMs_ = 0;
+    std::vector<QWidget*> staleCharts_;  // chart pages that have not got report_ yet
+    QTimer* chartFlush_ = nullptr;
     LayerSettings defaults_;
     QHash<QString, LayerSettings> overrides_;
     std::set<std::string> skipped_;  // modules a loaded profile leaves unquantized (kept when saving)

@@ -1,5 +1,7 @@
 #include "playground_view.h"
 
+#include <QTextDocumentFragment>
+
 #include <QComboBox>
 #include <QFormLayout>
 #include <QGroupBox>
@@ -230,7 +232,8 @@ void PlaygroundView::onReport(const LayerReport& r) {
     }
 }
 
-QString PlaygroundView::explanation() const { return text_->text(); }
+// Plain text (the label holds rich text): what a user reads, for tests and accessibility.
+QString PlaygroundView::explanation() const { return QTextDocumentFragment::fromHtml(text_->text()).toPlainText(); }
 
 QString PlaygroundView::explain(const LayerReport& r, const SyntheticSpec& s) {
     const double c = r.cloq.fro_rel, l = r.loftq.fro_rel, v = r.svd.fro_rel, z = r.zero.fro_rel;

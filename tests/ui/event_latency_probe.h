@@ -1,26 +1,35 @@
-// Measures how quickly the UI thread's event loop answers: posts a timestamped event every `interval_ms` for
-// `duration_ms` and records how long each waited before delivery (what a user feels as lag).
+// Measures how quickly the UI thread's event loop answers: a separate thread posts a timestamped event every
+// `interval_ms` for `duration_ms`, and the UI thread records how long each waited before delivery (what a user
+// feels as lag). Posting from another thread matters: a timer on the UI thread would itself fire late when the
+// loop is blocked and then see no delay at all.
 #pragma once
 #include <QCoreApplication>
 #include <QElapsedTimer>
 #include <QEvent>
 #include <QObject>
-#include <QTimer>
 #include <QtTest/QtTest>
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 class EventLatencyProbe : public QObject {
 public:
+    // Runs the UI thread's event loop (QTest::qWait) while the poster thread sends events.
     void run(int duration_ms, int interval_ms) {
         clock_.start();
-        QTimer timer;
-        QObject::connect(&timer, &QTimer::timeout, this, [this] {
-            QCoreApplication::postEvent(this, new Stamp(clock_.nsecsElapsed()));
+        std::atomic<bool> stop{false};
+        std::thread poster([this, &stop, interval_ms] {
+            while (!stop.load()) {
+                QCoreApplication::postEvent(this, new Stamp(clock_.nsecsElapsed()));
+                ++posted_;
+                std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+            }
         });
-        timer.start(interval_ms);
         QTest::qWait(duration_ms);
-        timer.stop();
+        stop = true;
+        poster.join();
         QCoreApplication::sendPostedEvents(this);
     }
     double maxMs() const { return latencies_.empty() ? 0 : *std::max_element(latencies_.begin(), latencies_.end()); }
@@ -31,6 +40,7 @@ public:
         return v[std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * v.size()))];
     }
     int samples() const { return static_cast<int>(latencies_.size()); }
+    int posted() const { return posted_.load(); }
 
 protected:
     bool event(QEvent* e) override {
@@ -47,6 +57,7 @@ private:
         explicit Stamp(qint64 t) : QEvent(kType), posted(t) {}
         qint64 posted;
     };
-    QElapsedTimer clock_;
+    QElapsedTimer clock_;  // QElapsedTimer reads are thread-safe (monotonic clock)
     std::vector<double> latencies_;
+    std::atomic<int> posted_{0};
 };

@@ -1,10 +1,14 @@
 // The GUI's building blocks without a model: command line, demo discovery, background jobs (success, failure,
 // cancel, coalesced progress), the explorer's item model (tree/flat, numeric sort, shared colour scale), the
 // histogram / heat-map reductions against a direct computation, profiles, theme colours, icon and chart export.
+#include <QAbstractButton>
 #include <QApplication>
+#include <QComboBox>
 #include <QIcon>
 #include <QSignalSpy>
+#include <QSlider>
 #include <QSortFilterProxyModel>
+#include <QSpinBox>
 #include <QTemporaryDir>
 #include <QThread>
 #include <QtTest/QtTest>
