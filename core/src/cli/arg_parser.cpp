@@ -182,8 +182,7 @@ void add_quant_options(ArgParser& p, LayerSettings& s) {
              "CLoQ factor split (paper Table 6)", to_string(s.split));
     p.option("loftq-iters", &s.loftq_iters, "T", "LoftQ alternating steps");
     p.option("loftq-quant", [&s](const std::string& v) { s.loftq_quant = parse_loftq_quant(v); }, "int|nf",
-             "LoftQ's quantizer: int = the grid above (bits/group/sym), round-to-nearest, data-free like LoftQ; "
-             "nf = QLoRA normal float", to_string(s.loftq_quant));
+             "LoftQ's quantizer: int = the grid above, rounded to nearest (data-free, as in LoftQ); nf = QLoRA normal float", to_string(s.loftq_quant));
 }
 
 void add_device_option(ArgParser& p, DeviceChoice& d) {
