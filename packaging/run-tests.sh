@@ -7,6 +7,9 @@ JOBS=${JOBS:-$(nproc)}
 BUILD=${BUILD:-build}
 
 bash packaging/install-deps.sh
+# SmolLM2-135M (GGUF) for the slow tests: fetched into a cache outside the repository; the tests find it here.
+CLOQ_SMOLLM2_GGUF=${CLOQ_SMOLLM2_GGUF:-$(bash packaging/fetch-smollm2.sh)}  # a failed fetch stops here (set -e)
+export CLOQ_SMOLLM2_GGUF
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/cloq-ccache}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$BUILD" -j"$JOBS"
