@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cloq/error.h"
+#include "cloq/gguf_tokenizer.h"
 
 namespace cloq {
 
@@ -198,6 +199,9 @@ std::string GgufWeightSource::gguf_name(const std::string& hf_name) const { retu
 torch::Tensor GgufWeightSource::load(const std::string& name) const {
     const GgufTensorInfo& t = info(name);
     torch::Tensor w = file_->load_float(t.name);
+    if (!torch::isfinite(w).all().item<bool>()) {
+        throw Error(file_->path() + ": tensor '" + t.name + "' contains NaN or Inf values");
+    }
     if (unpermute_qk_) {
         auto ends_with = [&](const char* s) {
             const std::string suf(s);
@@ -283,7 +287,11 @@ ModelFiles open_gguf_model(const std::string& path) {
     auto weights = std::make_shared<GgufWeightSource>(file, m.config);
     check_gguf_model_tensors(*weights, m.config);
     m.weights = weights;
-    m.tokenizer = nullptr;  // set from tokenizer.ggml.* once the tokenizers are available
+    m.tokenizer = tokenizer_from_gguf(*file);
+    if (m.tokenizer && m.tokenizer->vocab_size() > m.config.vocab_size) {
+        throw Error(path + ": the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
+                    " tokens but token_embd.weight has only " + std::to_string(m.config.vocab_size) + " rows");
+    }
     return m;
 }
 

@@ -10,6 +10,9 @@
 #include "cloq/error.h"
 #include "cloq/gguf.h"
 #include "cloq/gguf_model.h"
+#include "cloq/gguf_tokenizer.h"
+#include "cloq/safetensors.h"
+#include "cloq/tokenizer_spm.h"
 #include "test_gguf_writer.h"
 #include "test_support.h"
 
@@ -72,7 +75,7 @@ struct TinyLlama {
 
 // A 2-block Llama (hidden 64, 4 heads, 2 kv heads, ffn 96, vocab 40) with random weights, written as GGUF the way
 // convert_hf_to_gguf.py does: q/k rows permuted, F32/F16/Q8_0 mixed, optionally untied.
-TinyLlama tiny_llama(bool tied) {
+TinyLlama tiny_llama(bool tied, bool poison = false) {
     TinyLlama m;
     const int64_t h = 64, heads = 4, kv = 2, hd = 16, ff = 96, vocab = 40;
     auto gen = at::detail::createCPUGenerator(7);
@@ -93,6 +96,10 @@ TinyLlama tiny_llama(bool tied) {
     auto add = [&](const std::string& gguf, const std::string& hf, torch::Tensor t, int64_t permute_heads = 0) {
         m.hf[hf] = t;
         if (permute_heads) t = hf_to_gguf_permute(t, permute_heads);
+        if (poison && gguf == "blk.1.ffn_down.weight") {
+            t = t.clone();
+            t[0][5] = std::numeric_limits<float>::quiet_NaN();
+        }
         w.tensor(gguf, gguf_ne(t), tF32, f32_bytes(t));
     };
     add("token_embd.weight", "model.embed_tokens.weight", rnd({vocab, h}));
@@ -112,6 +119,67 @@ TinyLlama tiny_llama(bool tied) {
     if (!tied) add("output.weight", "lm_head.weight", rnd({vocab, h}));
     m.bytes = w.build();
     return m;
+}
+
+// The metadata convert_hf_to_gguf.py writes for a SentencePiece tokenizer (`llama` vocab).
+void write_llama_tokenizer(GgufWriter& w, const std::string& model_path) {
+    std::ifstream in(model_path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const SpmModelSpec spec = parse_sentencepiece_model(bytes, model_path);
+    w.kv_str("tokenizer.ggml.model", "llama");
+    w.kv_str_array("tokenizer.ggml.tokens", spec.pieces);
+    w.kv_array<float>("tokenizer.ggml.scores", kF32, spec.scores);
+    std::vector<int32_t> types;
+    uint32_t unk = 0;
+    for (size_t i = 0; i < spec.types.size(); ++i) {
+        types.push_back(static_cast<int32_t>(spec.types[i]));
+        if (spec.types[i] == SpmPieceType::Unknown) unk = static_cast<uint32_t>(i);
+    }
+    w.kv_array<int32_t>("tokenizer.ggml.token_type", kI32, types);
+    w.kv_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(spec.bos_id));
+    w.kv_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(spec.eos_id));
+    w.kv_u32("tokenizer.ggml.unknown_token_id", unk);
+    w.kv_bool("tokenizer.ggml.add_space_prefix", spec.add_dummy_prefix);
+    w.kv_bool("tokenizer.ggml.remove_extra_whitespaces", spec.remove_extra_whitespaces);
+}
+
+// stories260K (../shared/models/stories260K) converted to GGUF F32 the way convert_hf_to_gguf.py does it.
+std::string stories260k_gguf() {
+    SafetensorsWeights st(demo_model_dir() + "/model.safetensors");
+    GgufWriter w;
+    w.kv_str("general.architecture", "llama");
+    w.kv_str("general.name", "stories260K");
+    w.kv_u32("llama.block_count", 5);
+    w.kv_u32("llama.context_length", 512);
+    w.kv_u32("llama.embedding_length", 64);
+    w.kv_u32("llama.feed_forward_length", 172);
+    w.kv_u32("llama.attention.head_count", 8);
+    w.kv_u32("llama.attention.head_count_kv", 4);
+    w.kv_f32("llama.rope.freq_base", 10000.0f);
+    w.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    w.kv_u32("llama.rope.dimension_count", 8);
+    w.kv_u32("general.file_type", 0);
+    write_llama_tokenizer(w, demo_model_dir() + "/tokenizer.model");
+    auto add = [&](const std::string& gguf, const std::string& hf, int64_t permute_heads = 0) {
+        torch::Tensor t = st.load(hf);
+        if (permute_heads) t = hf_to_gguf_permute(t, permute_heads);
+        w.tensor(gguf, gguf_ne(t), tF32, f32_bytes(t));
+    };
+    add("token_embd.weight", "model.embed_tokens.weight");
+    for (int b = 0; b < 5; ++b) {
+        const std::string g = "blk." + std::to_string(b) + ".", l = "model.layers." + std::to_string(b) + ".";
+        add(g + "attn_norm.weight", l + "input_layernorm.weight");
+        add(g + "attn_q.weight", l + "self_attn.q_proj.weight", 8);
+        add(g + "attn_k.weight", l + "self_attn.k_proj.weight", 4);
+        add(g + "attn_v.weight", l + "self_attn.v_proj.weight");
+        add(g + "attn_output.weight", l + "self_attn.o_proj.weight");
+        add(g + "ffn_norm.weight", l + "post_attention_layernorm.weight");
+        add(g + "ffn_gate.weight", l + "mlp.gate_proj.weight");
+        add(g + "ffn_up.weight", l + "mlp.up_proj.weight");
+        add(g + "ffn_down.weight", l + "mlp.down_proj.weight");
+    }
+    add("output_norm.weight", "model.norm.weight");
+    return w.build();
 }
 
 }  // namespace
@@ -523,6 +591,106 @@ private Q_SLOTS:
         QVERIFY(torch::equal(perm.to(torch::kInt64), torch::tensor({0, 2, 1, 3, 4, 6, 5, 7}, torch::kInt64)));
     }
 
+    // A SentencePiece model written as GGUF `llama` tokenizer metadata (as convert_hf_to_gguf.py does) encodes
+    // exactly as the .model file it came from.
+    void llamaTokenizerFromMetadata_data() {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("stories260K tok512") << QString::fromStdString(demo_model_dir() + "/tokenizer.model");
+        QTest::newRow("llama2") << QString::fromStdString(shared_path("tokenizers/llama2/tokenizer.model"));
+    }
+    void llamaTokenizerFromMetadata() {
+        QFETCH(QString, model);
+        const std::string path = model.toStdString();
+        GgufWriter w;
+        write_llama_tokenizer(w, path);
+        const bool tok512 = path.find("stories260K") != std::string::npos;
+        auto f = GgufFile::from_bytes(w.build(), "tok.gguf");
+        auto tok = tokenizer_from_gguf(*f);
+        auto ref = load_sentencepiece(path);
+        QVERIFY(tok != nullptr);
+        QCOMPARE(tok->vocab_size(), ref->vocab_size());
+        QCOMPARE(tok->bos_id(), ref->bos_id());
+        QCOMPARE(tok->eos_id(), ref->eos_id());
+        if (tok512) {
+            QCOMPARE(tok->encode("Once upon a time", true), (std::vector<int32_t>{1, 403, 407, 261, 378}));
+        }
+        int lines = 0;
+        for (const std::string& text : {tinystories_path(), wikitext_path()}) {
+            std::ifstream t(text);
+            std::string line;
+            for (int i = 0; i < 1500 && std::getline(t, line); ++i, ++lines) {
+                const auto ids = tok->encode(line, true);
+                if (ids != ref->encode(line, true)) QFAIL(("ids differ on line: " + line).c_str());
+                QCOMPARE(tok->decode(ids), ref->decode(ids));
+            }
+        }
+        QCOMPARE(lines, 3000);
+    }
+
+    // stories260K converted to GGUF opens as the same model: identical tensors (q/k un-permuted), config and
+    // tokenizer ids.
+    void stories260kAsGguf() {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("stories260K.gguf").toStdString();
+        {
+            std::ofstream(path, std::ios::binary) << stories260k_gguf();
+        }
+        ModelFiles m = open_gguf_model(path);
+        SafetensorsWeights st(demo_model_dir() + "/model.safetensors");
+        QCOMPARE(m.weights->names().size(), st.names().size());
+        for (const auto& n : st.names()) QVERIFY2(torch::equal(m.weights->load(n), st.load(n)), n.c_str());
+        const ModelConfig& c = m.config;
+        QCOMPARE(c.num_layers, int64_t{5});
+        QCOMPARE(c.vocab_size, int64_t{512});
+        QCOMPARE(c.head_dim, int64_t{8});
+        QVERIFY(c.tie_word_embeddings);
+        QVERIFY(m.tokenizer != nullptr);
+        QCOMPARE(m.tokenizer->encode("Once upon a time", true), (std::vector<int32_t>{1, 403, 407, 261, 378}));
+    }
+
+    void badTokenizerMetadata() {
+        auto err = [](GgufWriter& w) -> std::string {
+            try {
+                tokenizer_from_gguf(*GgufFile::from_bytes(w.build(), "t.gguf"));
+            } catch (const Error& e) {
+                return e.what();
+            }
+            return "";
+        };
+        {
+            GgufWriter w;
+            QVERIFY(tokenizer_from_gguf(*GgufFile::from_bytes(w.build(), "t.gguf")) == nullptr);
+            w.kv_str("tokenizer.ggml.model", "bert");
+            w.kv_str_array("tokenizer.ggml.tokens", {"a"});
+            QCOMPARE(err(w), std::string("t.gguf: tokenizer.ggml.model 'bert' is not supported (supported: llama, gpt2)"));
+        }
+        {
+            GgufWriter w;
+            w.kv_str("tokenizer.ggml.model", "llama");
+            w.kv_str_array("tokenizer.ggml.tokens", {"<unk>", "a"});
+            QCOMPARE(err(w), std::string("t.gguf: tokenizer.ggml.model is 'llama' but tokenizer.ggml.scores is missing"));
+            w.kv_array<float>("tokenizer.ggml.scores", kF32, {0.0f, -1.0f});
+            w.kv_array<int32_t>("tokenizer.ggml.token_type", kI32, {2, 1, 1});
+            QCOMPARE(err(w), std::string("t.gguf: tokenizer.ggml.token_type has 3 entries for 2 tokens"));
+        }
+        {
+            GgufWriter w;
+            w.kv_str("tokenizer.ggml.model", "llama");
+            w.kv_str_array("tokenizer.ggml.tokens", {"<unk>", "a"});
+            w.kv_array<float>("tokenizer.ggml.scores", kF32, {0.0f, -1.0f});
+            w.kv_u32("tokenizer.ggml.bos_token_id", 7);
+            QCOMPARE(err(w), std::string("t.gguf: metadata key 'tokenizer.ggml.bos_token_id' is 7, outside the "
+                                         "vocabulary of 2 tokens"));
+        }
+        {
+            GgufWriter w;
+            w.kv_str("tokenizer.ggml.model", "llama");
+            w.kv_u32("tokenizer.ggml.tokens", 3);
+            QCOMPARE(err(w), std::string("t.gguf: metadata key 'tokenizer.ggml.tokens' is uint32, expected an "
+                                         "array of string"));
+        }
+    }
+
     void badModelMetadata() {
         auto write = [](const std::string& bytes, QTemporaryDir& dir) {
             const std::string path = dir.filePath("bad.gguf").toStdString();
@@ -557,6 +725,20 @@ private Q_SLOTS:
             const std::string needle = "blk.1.ffn_up.weight";
             b.replace(b.find(needle), needle.size(), "blk.1.ffn_UP.weight");
             expect_error(write(b, dir), "has no tensor for 'model.layers.1.mlp.up_proj.weight'");
+        }
+        {
+            // A NaN in a weight is reported when the tensor is loaded.
+            TinyLlama m = tiny_llama(true, true);
+            const std::string path = write(m.bytes, dir);
+            ModelFiles mf = open_gguf_model(path);
+            try {
+                mf.weights->load("model.layers.1.mlp.down_proj.weight");
+                QFAIL("no error for a NaN weight");
+            } catch (const Error& e) {
+                QCOMPARE(std::string(e.what()), path + ": tensor 'blk.1.ffn_down.weight' contains NaN or Inf values");
+            }
+            QVERIFY(torch::equal(mf.weights->load("model.layers.1.mlp.up_proj.weight"),
+                                 m.hf["model.layers.1.mlp.up_proj.weight"]));
         }
         {
             // head_count 5 does not divide 64
