@@ -22,8 +22,10 @@
 #include "cli.h"
 #include "cloq/error.h"
 #include "cloq/gguf.h"
+#include "cloq/profile.h"
 #include "cloq/safetensors.h"
 #include "cloq/settings.h"
+#include "cloq/tokenizer_spm.h"
 #include "test_support.h"
 
 namespace {
@@ -93,6 +95,13 @@ std::string run_parser(const std::string& kind, const std::string& path) {
         } else if (kind == "gguf_model") {
             auto m = cloq::open_gguf_model(path);
             for (const auto& n : m.weights->names()) (void)m.weights->load(n);
+        } else if (kind == "spm") {
+            auto tok = cloq::load_sentencepiece(path);
+            (void)tok->decode(tok->encode("Once upon a time", true));
+        } else if (kind == "profile") {
+            const cloq::SettingsProfile p = cloq::load_profile(path);
+            for (const char* m : {"model.layers.0.self_attn.q_proj", "model.layers.3.mlp.down_proj", "lm_head"})
+                (void)p.for_module(m);
         } else if (kind == "settings") {
             const json j = json::parse(slurp(path));
             (void)cloq::layer_settings_from_json(j, cloq::LayerSettings{}, path);

@@ -8,7 +8,7 @@ re-run this script after changing it and commit its output together with it:
 
 Each case names
   * `parser`: the reader that must refuse the file directly with a cloq::Error naming it (kinds understood by the
-    test: safetensors, weights, model, npy, gguf, gguf_model, spm, bpe, config, settings), or null;
+    test: safetensors, weights, model, npy, gguf, gguf_model, spm, bpe, config, settings, profile), or null;
   * `cli`: a `cloq` command line run in-process ({case} = this case's folder, {out} = a fresh output path,
     {shared} = the shared data folder), with the `exit` code expected and `messages`, substrings the error output
     must contain. Exit 0 cases are controls: the valid inputs the hostile ones are derived from, which must work.
@@ -683,6 +683,30 @@ def settings_cases(c):
     st_case("settings_wrong_type", '{"act_order": "yes"}', ["settings.json", "act_order"], "string for a bool")
 
 
+def profile_cases(c):
+    def prof_case(name, doc, messages, note):
+        text = doc if isinstance(doc, str) else json.dumps(doc)
+        c.case(name, {"profile.json": text}, parser={"kind": "profile", "file": "profile.json", "messages": messages},
+               cli=None, messages=messages, note=note)
+
+    def override(pattern, **settings):
+        o = {"match": pattern}
+        o.update(settings or {"bits": 3})
+        return {"format": "cloq-profile", "version": 1, "global": {"bits": 2}, "overrides": [o]}
+
+    prof_case("profile_not_json", '{"format": "cloq-profile", "global": {', ["profile.json"], "cut-off JSON")
+    prof_case("profile_deeply_nested", '{"format": "cloq-profile", "global": ' + nested(50000) + "}",
+              ["profile.json"], "50000 nested arrays")
+    prof_case("profile_bad_regex", override("layers.(["), ["profile.json", "regular expression"], "unbalanced regex")
+    prof_case("profile_nested_groups", override("(" * 5000 + "q" + ")" * 5000), ["profile.json", "characters long"],
+              "5000 nested groups (overflowed std::regex's recursive compiler)")
+    prof_case("profile_bad_setting", override("q_proj", bits=4294967298), ["profile.json", "bits"],
+              "an override's bits wrap around an int")
+    prof_case("profile_unknown_key", override("q_proj", colour="red"), ["profile.json", "colour"], "unknown key")
+    prof_case("profile_backreference", override("(q)\\1"), ["profile.json"],
+              "back-references (exponential matching) are refused")
+
+
 def generate(root):
     if os.path.exists(root):
         shutil.rmtree(root)
@@ -694,6 +718,7 @@ def generate(root):
     gguf_cases(c)
     tokenizer_cases(c)
     settings_cases(c)
+    profile_cases(c)
     c.write_manifest()
     return c
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzzers, tests/fuzz/corpus/<target>/seed-*, from the same builders as the
 hostile-input corpus (tests/data/make_bad_inputs.py): small valid files of every variant each parser accepts, so
-libFuzzer starts from deep inside the formats. Files named crash-*/regress-* in those folders are past findings,
-kept as regression inputs; this script never touches them.
+libFuzzer starts from deep inside the formats. regress-* files are past findings, written here from a description;
+crash-*/timeout-*/oom-* files are inputs libFuzzer saved, copied in as found (this script never touches those).
 
     python3 tests/fuzz/make_corpus.py          # rewrites the seed-* files and the dictionaries dict/<target>.dict
     python3 tests/fuzz/make_corpus.py --check  # exits 1 if they differ from what it would write
@@ -141,7 +141,11 @@ def dict_lines(tokens, quoted_keys=()):
     return "".join('"%s"\n' % esc(t) for t in list(tokens) + ['"%s"' % k for k in quoted_keys])
 
 
+PROFILE_KEYS = SETTINGS_KEYS + ["format", "cloq-profile", "version", "match", "skip", "mlp\\.down_proj",
+                                "(a*)*", "[", "\\", "(?:", "{1000}"]
+
 DICTS = {
+    "profile": dict_lines(JSON_TOKENS, PROFILE_KEYS),
     "settings_json": dict_lines(JSON_TOKENS, SETTINGS_KEYS),
     "model_config": dict_lines(JSON_TOKENS, CONFIG_KEYS),
     "bpe": dict_lines(JSON_TOKENS, BPE_KEYS),
@@ -162,7 +166,26 @@ DICTS = {
 }
 
 
-SEEDS = {"safetensors": safetensors_seeds, "npy": npy_seeds, "gguf": gguf_seeds, "settings_json": settings_seeds,
+def profile_seeds():
+    def override(pattern):
+        return json.dumps({"format": "cloq-profile", "version": 1, "global": {},
+                           "overrides": [{"match": pattern, "bits": 3}]})
+    return {
+        # Findings (fixed in core/src/profile.cpp): nested groups overflowed std::regex's recursive compiler;
+        # nested stars backtracked exponentially on module names; counted repeats multiply NFA states.
+        "regress-nested-groups": override("(" * 10000 + "a" + ")" * 10000),
+        "regress-backtracking": override("(.*)*(.*)*(.*)*(.*)*X"),
+        "regress-counted-repeats": override("x{1000}{1000}"),
+        "seed-full": json.dumps({"format": "cloq-profile", "version": 1,
+                                 "global": {"bits": 2, "group": 64, "rank": 64, "init": "cloq"},
+                                 "overrides": [{"match": "mlp\\.down_proj", "bits": 3},
+                                               {"match": "layers\\.[01]\\.", "rank": 128},
+                                               {"match": "lm_head", "skip": True}]}),
+        "seed-minimal": json.dumps({"format": "cloq-profile", "version": 1, "global": {}}),
+    }
+
+
+SEEDS = {"profile": profile_seeds, "safetensors": safetensors_seeds, "npy": npy_seeds, "gguf": gguf_seeds, "settings_json": settings_seeds,
          "model_config": config_seeds, "spm": spm_seeds, "bpe": bpe_seeds}
 
 
@@ -183,6 +206,7 @@ def main():
     root = os.path.join(HERE, "corpus")
     files = wanted()
     existing = {os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "*", "seed-*"))}
+    existing |= {os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "*", "regress-*"))}
     existing |= {os.path.relpath(p, root) for p in glob.glob(os.path.join(HERE, "dict", "*.dict"))}
     if args.check:
         stale = sorted((existing - set(files)) | {k for k, v in files.items()
