@@ -55,8 +55,19 @@ bool is_byte_piece(const std::string& p) {
     return p.size() == 6 && p.compare(0, 3, "<0x") == 0 && hex(p[3]) && hex(p[4]) && p[5] == '>';
 }
 
-std::shared_ptr<Tokenizer> sentencepiece_from_gguf(const GgufFile& f, const std::vector<std::string>& tokens,
-                                                   const std::string& source) {
+const std::vector<std::string>& gguf_tokens(const GgufFile& f) {
+    const auto& tokens = f.get_array("tokenizer.ggml.tokens", GgufValueType::String).string_array();
+    if (tokens.empty()) throw Error(f.path() + ": tokenizer.ggml.tokens is empty");
+    if (tokens.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+        throw Error(f.path() + ": tokenizer.ggml.tokens has too many entries");
+    }
+    return tokens;
+}
+
+}  // namespace
+
+SpmModelSpec sentencepiece_spec_from_gguf(const GgufFile& f) {
+    const auto& tokens = gguf_tokens(f);
     const size_t n = tokens.size();
     SpmModelSpec spec;
     spec.algorithm = SpmAlgorithm::Bpe;  // llama.cpp's "llama" vocab is SentencePiece BPE (merge by score)
@@ -97,31 +108,33 @@ std::shared_ptr<Tokenizer> sentencepiece_from_gguf(const GgufFile& f, const std:
     spec.add_dummy_prefix = f.find_bool("tokenizer.ggml.add_space_prefix").value_or(true);
     spec.remove_extra_whitespaces = f.find_bool("tokenizer.ggml.remove_extra_whitespaces").value_or(false);
     spec.escape_whitespaces = true;
-    return std::make_shared<SentencePieceTokenizer>(std::move(spec), source);
+    return spec;
 }
 
-}  // namespace
+GgufBpeVocab bpe_vocab_from_gguf(const GgufFile& f) {
+    GgufBpeVocab v;
+    v.tokens = gguf_tokens(f);
+    v.merges = f.get_array("tokenizer.ggml.merges", GgufValueType::String).string_array();
+    v.types = token_types(f, v.tokens.size());
+    if (v.types.empty()) v.types.assign(v.tokens.size(), 1);
+    v.bos_id = token_id(f, "tokenizer.ggml.bos_token_id", v.tokens.size()).value_or(-1);
+    v.eos_id = token_id(f, "tokenizer.ggml.eos_token_id", v.tokens.size()).value_or(-1);
+    v.pre = f.find_string("tokenizer.ggml.pre").value_or("default");
+    return v;
+}
 
 std::shared_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
     const auto model = f.find_string("tokenizer.ggml.model");
     if (!model) return nullptr;
     const std::string source = f.path() + " (tokenizer.ggml.* metadata)";
-    const auto& tokens = f.get_array("tokenizer.ggml.tokens", GgufValueType::String).string_array();
-    if (tokens.empty()) throw Error(f.path() + ": tokenizer.ggml.tokens is empty");
-    if (tokens.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
-        throw Error(f.path() + ": tokenizer.ggml.tokens has too many entries");
-    }
-    if (*model == "llama") return sentencepiece_from_gguf(f, tokens, source);
+    if (*model == "llama") return std::make_shared<SentencePieceTokenizer>(sentencepiece_spec_from_gguf(f), source);
 #ifdef CLOQ_HAVE_BPE
     if (*model == "gpt2") {
-        const auto& merges = f.get_array("tokenizer.ggml.merges", GgufValueType::String).string_array();
-        auto types = token_types(f, tokens.size());
-        if (types.empty()) types.assign(tokens.size(), 1);
-        const int32_t bos = token_id(f, "tokenizer.ggml.bos_token_id", tokens.size()).value_or(-1);
-        const int32_t eos = token_id(f, "tokenizer.ggml.eos_token_id", tokens.size()).value_or(-1);
-        const std::string pre = f.find_string("tokenizer.ggml.pre").value_or("default");
-        return make_gguf_bpe_tokenizer(tokens, merges, types, bos, eos, pre, source);
+        GgufBpeVocab v = bpe_vocab_from_gguf(f);
+        return make_gguf_bpe_tokenizer(std::move(v.tokens), v.merges, v.types, v.bos_id, v.eos_id, v.pre, source);
     }
+#else
+    if (*model == "gpt2") return nullptr;  // byte-level BPE not built in yet: the model opens without a tokenizer
 #endif
     throw Error(f.path() + ": tokenizer.ggml.model '" + *model + "' is not supported (supported: llama, gpt2)");
 }

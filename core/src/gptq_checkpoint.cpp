@@ -7,6 +7,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "cloq/atomic_file.h"
 #include "cloq/error.h"
@@ -71,15 +72,16 @@ nlohmann::ordered_json gptq_quantization_config(const GptqExportConfig& g, const
     q["checkpoint_format"] = to_string(g.format);
     q["model_file_base_name"] = "model";
     // Group modules by how they differ from the global setting, in first-seen order (stable output).
-    std::vector<std::pair<std::pair<int, int>, std::vector<std::string>>> groups;
+    using Key = std::tuple<int, int, bool, bool>;
+    std::vector<std::pair<Key, std::vector<std::string>>> groups;
     std::vector<std::string> skipped;
     for (const auto& m : modules) {
         if (!m.quantized) {
             skipped.push_back(m.module);
             continue;
         }
-        if (m.bits == g.bits && m.group_size == g.group_size) continue;
-        const std::pair<int, int> key{m.bits, m.group_size};
+        const Key key{m.bits, m.group_size, m.sym, m.desc_act};
+        if (key == Key{g.bits, g.group_size, g.sym, g.desc_act}) continue;
         auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& e) { return e.first == key; });
         if (it == groups.end()) groups.push_back({key, {m.module}});
         else it->second.push_back(m.module);
@@ -87,8 +89,12 @@ nlohmann::ordered_json gptq_quantization_config(const GptqExportConfig& g, const
     if (!groups.empty() || !skipped.empty()) {
         nlohmann::ordered_json dyn = nlohmann::ordered_json::object();
         if (!skipped.empty()) dyn["-:" + alternation(skipped)] = nlohmann::ordered_json::object();
-        for (const auto& [key, names] : groups)
-            dyn["+:" + alternation(names)] = {{"bits", key.first}, {"group_size", key.second}};
+        for (const auto& [key, names] : groups) {
+            nlohmann::ordered_json o = {{"bits", std::get<0>(key)}, {"group_size", std::get<1>(key)}};
+            if (std::get<2>(key) != g.sym) o["sym"] = std::get<2>(key);
+            if (std::get<3>(key) != g.desc_act) o["desc_act"] = std::get<3>(key);
+            dyn["+:" + alternation(names)] = o;
+        }
         q["dynamic"] = dyn;
     }
     return q;

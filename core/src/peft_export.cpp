@@ -182,11 +182,20 @@ void write_peft_adapter(const std::string& dir, const std::vector<PeftModuleAdap
 
 // ---- reading ----------------------------------------------------------------------------------------------------
 
+torch::Tensor lora_delta(const torch::Tensor& A_saved, const torch::Tensor& B_saved, double scaling) {
+    const auto A = A_saved.to(torch::kFloat32).to(torch::kFloat64);
+    const auto B = B_saved.to(torch::kFloat32).to(torch::kFloat64);
+    return (B.mm(A) * scaling).to(torch::kFloat32);
+}
+
+torch::Tensor merge_lora(const torch::Tensor& W, const torch::Tensor& delta) {
+    return (W.to(torch::kFloat64) + delta.to(torch::kFloat64)).to(torch::kFloat32).contiguous();
+}
+
 torch::Tensor PeftAdapter::delta(const std::string& module) const {
     auto it = modules.find(module);
     if (it == modules.end()) return {};
-    const auto& m = it->second;
-    return (m.B.to(torch::kFloat64).mm(m.A.to(torch::kFloat64)) * m.scaling).to(torch::kFloat32);
+    return lora_delta(it->second.A, it->second.B, it->second.scaling);
 }
 
 PeftAdapter read_peft_adapter(const std::string& dir) {
@@ -297,7 +306,7 @@ torch::Tensor AdapterMergedWeights::load(const std::string& name) const {
     const std::string suffix = ".weight";
     if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
         const auto d = adapter_->delta(name.substr(0, name.size() - suffix.size()));
-        if (d.defined()) W = (W.to(torch::kFloat64) + d.to(torch::kFloat64)).to(torch::kFloat32);
+        if (d.defined()) W = merge_lora(W, d);
     }
     return W;
 }

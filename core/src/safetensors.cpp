@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "cloq/atomic_file.h"
+#include "cloq/content_hash.h"
 #include "cloq/error.h"
 
 namespace fs = std::filesystem;
@@ -326,6 +327,24 @@ std::string SafetensorsWeights::describe() const {
     std::string what = files_.size() == 1 ? fs::path(files_[0].path()).filename().string()
                                           : std::to_string(files_.size()) + " safetensors shards";
     return what + " (" + std::to_string(where_.size()) + " tensors, " + dt + ")";
+}
+
+std::string SafetensorsWeights::fingerprint() const {
+    ContentHash h;
+    for (const auto& [name, i] : where_) {
+        const auto& info = files_[i].info(name);
+        h.update(name).update(info.dtype).update_u64(info.shape.size());
+        for (auto d : info.shape) h.update_u64(static_cast<uint64_t>(d));
+        const uint8_t* b = files_[i].bytes(name);
+        const uint64_t n = info.nbytes(), edge = 64 * 1024;
+        if (n <= 2 * edge) {
+            h.update(b, n);
+        } else {
+            h.update(b, edge);
+            h.update(b + n - edge, edge);
+        }
+    }
+    return h.hex();
 }
 
 // ---- writer -----------------------------------------------------------------------------------------------------

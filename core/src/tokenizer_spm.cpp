@@ -602,4 +602,34 @@ std::shared_ptr<Tokenizer> load_sentencepiece(const std::string& path) {
     return std::make_shared<SentencePieceTokenizer>(parse_sentencepiece_model(bytes, path), path);
 }
 
+std::shared_ptr<Tokenizer> make_gguf_spm_tokenizer(std::vector<std::string> tokens, std::vector<float> scores,
+                                                   const std::vector<int32_t>& token_types, int32_t bos_id,
+                                                   int32_t eos_id, int32_t unk_id, bool add_space_prefix,
+                                                   bool remove_extra_whitespaces, const std::string& source) {
+    const std::size_t n = tokens.size();
+    if (scores.empty()) scores.assign(n, 0.0f);
+    if (scores.size() != n || (!token_types.empty() && token_types.size() != n))
+        throw Error(source + ": " + std::to_string(n) + " tokens but " + std::to_string(scores.size()) + " scores and " +
+                    std::to_string(token_types.size()) + " token types");
+    SpmModelSpec spec;
+    spec.algorithm = SpmAlgorithm::Bpe;
+    spec.types.assign(n, SpmPieceType::Normal);
+    bool has_unknown = false;
+    for (std::size_t i = 0; i < token_types.size(); ++i) {
+        if (token_types[i] < 1 || token_types[i] > 6)
+            throw Error(source + ": token " + std::to_string(i) + " has unknown token type " + std::to_string(token_types[i]));
+        spec.types[i] = static_cast<SpmPieceType>(token_types[i]);
+        has_unknown = has_unknown || spec.types[i] == SpmPieceType::Unknown;
+        spec.byte_fallback = spec.byte_fallback || spec.types[i] == SpmPieceType::Byte;
+    }
+    if (!has_unknown && unk_id >= 0 && static_cast<std::size_t>(unk_id) < n) spec.types[unk_id] = SpmPieceType::Unknown;
+    spec.pieces = std::move(tokens);
+    spec.scores = std::move(scores);
+    spec.bos_id = bos_id;
+    spec.eos_id = eos_id;
+    spec.add_dummy_prefix = add_space_prefix;
+    spec.remove_extra_whitespaces = remove_extra_whitespaces;
+    return std::make_shared<SentencePieceTokenizer>(std::move(spec), source);
+}
+
 }  // namespace cloq

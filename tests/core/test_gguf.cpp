@@ -6,9 +6,12 @@
 #include <QtTest/QtTest>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cloq/error.h"
 #include "cloq/gguf.h"
+#include "cloq/gguf_hf_export.h"
 #include "cloq/gguf_model.h"
 #include "cloq/gguf_tokenizer.h"
 #include "cloq/safetensors.h"
@@ -48,24 +51,6 @@ size_t offset_after_kvs(const GgufWriter&) {
     // magic 4 + version 4 + counts 16 + kv1 (8+20 key "general.architecture", 4 type, 8+5 "llama")
     // + kv2 (8+17 "llama.block_count", 4, 4)
     return 24 + (8 + 20 + 4 + 8 + 5) + (8 + 17 + 4 + 4);
-}
-
-// convert_hf_to_gguf.py LlamaModel.permute: w.reshape(n_head, 2, rows/n_head/2, *rest).swapaxes(1, 2).reshape(...)
-torch::Tensor hf_to_gguf_permute(const torch::Tensor& w, int64_t n_head) {
-    auto shape = w.sizes().vec();
-    std::vector<int64_t> v = {n_head, 2, w.size(0) / n_head / 2};
-    for (size_t i = 1; i < shape.size(); ++i) v.push_back(shape[i]);
-    return w.reshape(v).transpose(1, 2).reshape(shape).contiguous();
-}
-
-std::string f32_bytes(const torch::Tensor& t) {
-    auto c = t.to(torch::kFloat32).contiguous();
-    return std::string(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * 4);
-}
-std::vector<uint64_t> gguf_ne(const torch::Tensor& t) {
-    std::vector<uint64_t> ne;
-    for (int64_t i = t.dim() - 1; i >= 0; --i) ne.push_back(static_cast<uint64_t>(t.size(i)));
-    return ne;
 }
 
 struct TinyLlama {
@@ -119,67 +104,6 @@ TinyLlama tiny_llama(bool tied, bool poison = false) {
     if (!tied) add("output.weight", "lm_head.weight", rnd({vocab, h}));
     m.bytes = w.build();
     return m;
-}
-
-// The metadata convert_hf_to_gguf.py writes for a SentencePiece tokenizer (`llama` vocab).
-void write_llama_tokenizer(GgufWriter& w, const std::string& model_path) {
-    std::ifstream in(model_path, std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const SpmModelSpec spec = parse_sentencepiece_model(bytes, model_path);
-    w.kv_str("tokenizer.ggml.model", "llama");
-    w.kv_str_array("tokenizer.ggml.tokens", spec.pieces);
-    w.kv_array<float>("tokenizer.ggml.scores", kF32, spec.scores);
-    std::vector<int32_t> types;
-    uint32_t unk = 0;
-    for (size_t i = 0; i < spec.types.size(); ++i) {
-        types.push_back(static_cast<int32_t>(spec.types[i]));
-        if (spec.types[i] == SpmPieceType::Unknown) unk = static_cast<uint32_t>(i);
-    }
-    w.kv_array<int32_t>("tokenizer.ggml.token_type", kI32, types);
-    w.kv_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(spec.bos_id));
-    w.kv_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(spec.eos_id));
-    w.kv_u32("tokenizer.ggml.unknown_token_id", unk);
-    w.kv_bool("tokenizer.ggml.add_space_prefix", spec.add_dummy_prefix);
-    w.kv_bool("tokenizer.ggml.remove_extra_whitespaces", spec.remove_extra_whitespaces);
-}
-
-// stories260K (../shared/models/stories260K) converted to GGUF F32 the way convert_hf_to_gguf.py does it.
-std::string stories260k_gguf() {
-    SafetensorsWeights st(demo_model_dir() + "/model.safetensors");
-    GgufWriter w;
-    w.kv_str("general.architecture", "llama");
-    w.kv_str("general.name", "stories260K");
-    w.kv_u32("llama.block_count", 5);
-    w.kv_u32("llama.context_length", 512);
-    w.kv_u32("llama.embedding_length", 64);
-    w.kv_u32("llama.feed_forward_length", 172);
-    w.kv_u32("llama.attention.head_count", 8);
-    w.kv_u32("llama.attention.head_count_kv", 4);
-    w.kv_f32("llama.rope.freq_base", 10000.0f);
-    w.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    w.kv_u32("llama.rope.dimension_count", 8);
-    w.kv_u32("general.file_type", 0);
-    write_llama_tokenizer(w, demo_model_dir() + "/tokenizer.model");
-    auto add = [&](const std::string& gguf, const std::string& hf, int64_t permute_heads = 0) {
-        torch::Tensor t = st.load(hf);
-        if (permute_heads) t = hf_to_gguf_permute(t, permute_heads);
-        w.tensor(gguf, gguf_ne(t), tF32, f32_bytes(t));
-    };
-    add("token_embd.weight", "model.embed_tokens.weight");
-    for (int b = 0; b < 5; ++b) {
-        const std::string g = "blk." + std::to_string(b) + ".", l = "model.layers." + std::to_string(b) + ".";
-        add(g + "attn_norm.weight", l + "input_layernorm.weight");
-        add(g + "attn_q.weight", l + "self_attn.q_proj.weight", 8);
-        add(g + "attn_k.weight", l + "self_attn.k_proj.weight", 4);
-        add(g + "attn_v.weight", l + "self_attn.v_proj.weight");
-        add(g + "attn_output.weight", l + "self_attn.o_proj.weight");
-        add(g + "ffn_norm.weight", l + "post_attention_layernorm.weight");
-        add(g + "ffn_gate.weight", l + "mlp.gate_proj.weight");
-        add(g + "ffn_up.weight", l + "mlp.up_proj.weight");
-        add(g + "ffn_down.weight", l + "mlp.down_proj.weight");
-    }
-    add("output_norm.weight", "model.norm.weight");
-    return w.build();
 }
 
 }  // namespace
@@ -646,6 +570,58 @@ private Q_SLOTS:
         QVERIFY(c.tie_word_embeddings);
         QVERIFY(m.tokenizer != nullptr);
         QCOMPARE(m.tokenizer->encode("Once upon a time", true), (std::vector<int32_t>{1, 403, 407, 261, 378}));
+
+    }
+
+    // tokenizer.model + tokenizer_config.json written from GGUF `llama` metadata: libsentencepiece itself (the
+    // spm_reference oracle, a separate process) loads the file and gives the GGUF tokenizer's ids.
+    void hfTokenizerFilesFromLlamaMetadata_data() { llamaTokenizerFromMetadata_data(); }
+    void hfTokenizerFilesFromLlamaMetadata() {
+        QFETCH(QString, model);
+        GgufWriter w;
+        w.kv_str("general.architecture", "llama");
+        w.kv_u32("llama.context_length", 4096);
+        w.kv_str("tokenizer.chat_template", "{{ messages }}");
+        write_llama_tokenizer(w, model.toStdString());
+        auto f = GgufFile::from_bytes(w.build(), "tok.gguf");
+        QTemporaryDir dir;
+        const auto written = write_hf_tokenizer_files(*f, dir.path().toStdString());
+        QCOMPARE(written, (std::vector<std::string>{"tokenizer.model", "tokenizer_config.json"}));
+        const std::string written_model = dir.filePath("tokenizer.model").toStdString();
+        auto ours = tokenizer_from_gguf(*f);
+        auto reread = load_sentencepiece(written_model);
+
+        const std::string reference = std::string(CLOQ_BINARY_DIR) + "/tests/tools/spm_reference";
+        QProcess p;
+        p.start(QString::fromStdString(reference),
+                {"encode-lines", QString::fromStdString(written_model), QString::fromStdString(wikitext_path()), "0",
+                 "400"});
+        QVERIFY2(p.waitForStarted(30000), "cannot start tests/tools/spm_reference (build that target)");
+        QVERIFY(p.waitForFinished(120000));
+        QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
+        std::istringstream ref(p.readAllStandardOutput().toStdString());
+        std::ifstream text(wikitext_path());
+        std::string line, ref_line;
+        int n = 0;
+        for (; n < 400 && std::getline(text, line); ++n) {
+            QVERIFY(std::getline(ref, ref_line));
+            const auto ids = ours->encode(line, false);
+            std::string got;
+            for (size_t i = 0; i < ids.size(); ++i) got += (i ? " " : "") + std::to_string(ids[i]);
+            if (got != ref_line) QFAIL(("libsentencepiece differs on: " + line + "\n  " + got + "\n  " + ref_line).c_str());
+            QCOMPARE(reread->encode(line, true), ours->encode(line, true));
+        }
+        QCOMPARE(n, 400);
+
+        std::ifstream cfg_in(dir.filePath("tokenizer_config.json").toStdString());
+        const auto cfg = nlohmann::json::parse(cfg_in);
+        QCOMPARE(cfg["bos_token"].get<std::string>(), std::string("<s>"));
+        QCOMPARE(cfg["eos_token"].get<std::string>(), std::string("</s>"));
+        QCOMPARE(cfg["unk_token"].get<std::string>(), std::string("<unk>"));
+        QCOMPARE(cfg["add_bos_token"].get<bool>(), true);
+        QCOMPARE(cfg["chat_template"].get<std::string>(), std::string("{{ messages }}"));
+        QCOMPARE(cfg["model_max_length"].get<int>(), 4096);
+        QCOMPARE(cfg["tokenizer_class"].get<std::string>(), std::string("LlamaTokenizer"));
     }
 
     void badTokenizerMetadata() {

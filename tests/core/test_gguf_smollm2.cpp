@@ -7,12 +7,17 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "cloq/error.h"
 #include "cloq/gguf.h"
 #include "cloq/gguf_model.h"
+#include "cloq/llama_model.h"
+#include "cloq/model_files.h"
+#include "cloq/perplexity.h"
 #include "cloq/safetensors.h"
+#include "test_gguf_writer.h"
 #include "test_support.h"
 
 using namespace cloq;
@@ -115,6 +120,15 @@ std::vector<int64_t> word_ids(const GgufFile& f, const std::vector<std::string>&
     return ids;
 }
 
+// A short story made of words that are single tokens in SmolLM2's vocabulary.
+std::vector<std::string> story_words() {
+    return {"Once", "Ġupon", "Ġa", "Ġtime", ",", "Ġthere", "Ġwas", "Ġa", "Ġlittle",
+            "Ġgirl", "Ġwho", "Ġlived", "Ġin", "Ġa", "Ġsmall", "Ġhouse", "Ġnear", "Ġthe",
+            "Ġforest", ".", "ĠShe", "Ġloved", "Ġto", "Ġplay", "Ġwith", "Ġher", "Ġdog",
+            "Ġevery", "Ġday", "Ġafter", "Ġschool", ".", "ĠOne", "Ġday", ",", "Ġshe",
+            "Ġsaw", "Ġa", "Ġbig", "Ġred", "Ġball", "Ġin", "Ġthe", "Ġgarden", ".", "ĠShe"};
+}
+
 }  // namespace
 
 class TestGgufSmolLM2 : public QObject {
@@ -133,8 +147,12 @@ private Q_SLOTS:
         }
         QElapsedTimer t;
         t.start();
-        file_ = GgufFile::open(path_);
-        model_ = open_gguf_model(path_);
+        try {
+            file_ = GgufFile::open(path_);
+            model_ = open_gguf_model(path_);
+        } catch (const Error& e) {
+            QFAIL(e.what());
+        }
         qInfo("opened %s in %lld ms: %s", path_.c_str(), static_cast<long long>(t.elapsed()),
               model_.weights->describe().c_str());
     }
@@ -148,6 +166,48 @@ private Q_SLOTS:
                                              426, 338, 401, 396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295,
                                              433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426};
         QCOMPARE(got, expect);
+    }
+
+    // stories260K converted to GGUF (F32, q/k permuted, tokenizer as metadata) through open_model's .gguf branch
+    // and the product's forward pass: SOURCE.md's perplexity and greedy ids.
+    void stories260kGgufEndToEnd() {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("stories260K.gguf").toStdString();
+        {
+            std::ofstream(path, std::ios::binary) << cloq::test::stories260k_gguf();
+        }
+        LlamaModel model(open_model(path));
+        QCOMPARE(model.files().format, std::string("gguf"));
+        const auto tokens = tokenize_file(*model.files().tokenizer, cloq::test::tinystories_path());
+        QCOMPARE(tokens.size(), size_t{393013});
+        PerplexityOptions opt;
+        opt.seqlen = 256;
+        opt.nsamples = 32;
+        const PerplexityResult r = perplexity(model, tokens, opt);
+        qInfo("stories260K as GGUF: TinyStories ppl %.4f over %lld tokens", r.ppl, static_cast<long long>(r.tokens));
+        QCOMPARE(r.tokens, int64_t{8160});
+        QVERIFY2(std::abs(r.ppl - 4.0791) < 5e-4, qPrintable(QString::number(r.ppl, 'f', 5)));
+        const auto ids = model.generate_greedy({1, 403, 407, 261, 378}, 40);
+        const std::vector<int32_t> expect = {1,   403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317,
+                                             426, 338, 401, 396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295,
+                                             433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426};
+        QCOMPARE(ids, expect);
+    }
+
+    // The product's forward pass (LlamaModel, float32) on the imported model agrees with the float64 reference.
+    void productForwardMatchesReference() {
+        const auto ids = word_ids(*file_, story_words());
+        LlamaModel model(model_);
+        std::vector<int32_t> ids32(ids.begin(), ids.end());
+        auto logits = model.forward(torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0))[0];
+        auto ref = reference_logits([&](const std::string& n) { return model_.weights->load(n); },
+                                    ref_config(model_.config), ids);
+        const double max_lp = (torch::log_softmax(logits.to(torch::kFloat64), -1) - torch::log_softmax(ref, -1))
+                                  .abs().max().item<double>();
+        const double nll = mean_nll(logits.to(torch::kFloat64), ids), nll_ref = mean_nll(ref, ids);
+        qInfo("max |log p - log p_ref| = %.2e; NLL %.6f vs reference %.6f", max_lp, nll, nll_ref);
+        QVERIFY(max_lp < 2e-3);
+        QVERIFY(std::abs(nll - nll_ref) < 1e-4);
     }
 
     void config() {
@@ -203,12 +263,7 @@ private Q_SLOTS:
     // q/k row permutation is far worse: the control showing what a wrong RoPE convention looks like.
     void ropePermutationMatters() {
         const RefConfig c = ref_config(model_.config);
-        std::vector<std::string> words = {"Once", "Ġupon", "Ġa", "Ġtime", ",", "Ġthere", "Ġwas", "Ġa", "Ġlittle",
-                                          "Ġgirl", "Ġwho", "Ġlived", "Ġin", "Ġa", "Ġsmall", "Ġhouse", "Ġnear", "Ġthe",
-                                          "Ġforest", ".", "ĠShe", "Ġloved", "Ġto", "Ġplay", "Ġwith", "Ġher", "Ġdog",
-                                          "Ġevery", "Ġday", "Ġafter", "Ġschool", ".", "ĠOne", "Ġday", ",", "Ġshe",
-                                          "Ġsaw", "Ġa", "Ġbig", "Ġred", "Ġball", "Ġin", "Ġthe", "Ġgarden", ".", "ĠShe"};
-        const auto ids = word_ids(*file_, words);
+        const auto ids = word_ids(*file_, story_words());
         Getter imported = [&](const std::string& n) { return model_.weights->load(n); };
         Getter raw = [&](const std::string& n) {
             return file_->load_float(dynamic_cast<const GgufWeightSource&>(*model_.weights).gguf_name(n));

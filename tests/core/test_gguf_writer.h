@@ -3,12 +3,20 @@
 // stand for, computed from the codes directly (not by calling the reader's dequantizer).
 #pragma once
 #include <c10/util/Half.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <iterator>
 
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "cloq/safetensors.h"
+#include "cloq/tokenizer_spm.h"
+#include "test_support.h"
 
 namespace cloq::test {
 
@@ -314,6 +322,87 @@ inline Encoded encode(uint32_t type, int64_t n, std::mt19937& rng) {
         case tQ6_K: return encode_q6_k(n, rng);
         default: return {};
     }
+}
+
+// ------------------------------------------------------------------------------------------ model conversion
+
+// convert_hf_to_gguf.py LlamaModel.permute: w.reshape(n_head, 2, rows/n_head/2, *rest).swapaxes(1, 2).reshape(...)
+inline torch::Tensor hf_to_gguf_permute(const torch::Tensor& w, int64_t n_head) {
+    auto shape = w.sizes().vec();
+    std::vector<int64_t> v = {n_head, 2, w.size(0) / n_head / 2};
+    for (size_t i = 1; i < shape.size(); ++i) v.push_back(shape[i]);
+    return w.reshape(v).transpose(1, 2).reshape(shape).contiguous();
+}
+
+inline std::string f32_bytes(const torch::Tensor& t) {
+    auto c = t.to(torch::kFloat32).contiguous();
+    return std::string(reinterpret_cast<const char*>(c.data_ptr<float>()), c.numel() * 4);
+}
+inline std::vector<uint64_t> gguf_ne(const torch::Tensor& t) {
+    std::vector<uint64_t> ne;
+    for (int64_t i = t.dim() - 1; i >= 0; --i) ne.push_back(static_cast<uint64_t>(t.size(i)));
+    return ne;
+}
+
+// The metadata convert_hf_to_gguf.py writes for a SentencePiece tokenizer (`llama` vocab).
+inline void write_llama_tokenizer(GgufWriter& w, const std::string& model_path) {
+    std::ifstream in(model_path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const SpmModelSpec spec = parse_sentencepiece_model(bytes, model_path);
+    w.kv_str("tokenizer.ggml.model", "llama");
+    w.kv_str_array("tokenizer.ggml.tokens", spec.pieces);
+    w.kv_array<float>("tokenizer.ggml.scores", kF32, spec.scores);
+    std::vector<int32_t> types;
+    uint32_t unk = 0;
+    for (size_t i = 0; i < spec.types.size(); ++i) {
+        types.push_back(static_cast<int32_t>(spec.types[i]));
+        if (spec.types[i] == SpmPieceType::Unknown) unk = static_cast<uint32_t>(i);
+    }
+    w.kv_array<int32_t>("tokenizer.ggml.token_type", kI32, types);
+    w.kv_u32("tokenizer.ggml.bos_token_id", static_cast<uint32_t>(spec.bos_id));
+    w.kv_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(spec.eos_id));
+    w.kv_u32("tokenizer.ggml.unknown_token_id", unk);
+    w.kv_bool("tokenizer.ggml.add_space_prefix", spec.add_dummy_prefix);
+    w.kv_bool("tokenizer.ggml.remove_extra_whitespaces", spec.remove_extra_whitespaces);
+}
+
+// stories260K (../shared/models/stories260K) converted to GGUF F32 the way convert_hf_to_gguf.py does it.
+inline std::string stories260k_gguf() {
+    SafetensorsWeights st(demo_model_dir() + "/model.safetensors");
+    GgufWriter w;
+    w.kv_str("general.architecture", "llama");
+    w.kv_str("general.name", "stories260K");
+    w.kv_u32("llama.block_count", 5);
+    w.kv_u32("llama.context_length", 512);
+    w.kv_u32("llama.embedding_length", 64);
+    w.kv_u32("llama.feed_forward_length", 172);
+    w.kv_u32("llama.attention.head_count", 8);
+    w.kv_u32("llama.attention.head_count_kv", 4);
+    w.kv_f32("llama.rope.freq_base", 10000.0f);
+    w.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    w.kv_u32("llama.rope.dimension_count", 8);
+    w.kv_u32("general.file_type", 0);
+    write_llama_tokenizer(w, demo_model_dir() + "/tokenizer.model");
+    auto add = [&](const std::string& gguf, const std::string& hf, int64_t permute_heads = 0) {
+        torch::Tensor t = st.load(hf);
+        if (permute_heads) t = hf_to_gguf_permute(t, permute_heads);
+        w.tensor(gguf, gguf_ne(t), tF32, f32_bytes(t));
+    };
+    add("token_embd.weight", "model.embed_tokens.weight");
+    for (int b = 0; b < 5; ++b) {
+        const std::string g = "blk." + std::to_string(b) + ".", l = "model.layers." + std::to_string(b) + ".";
+        add(g + "attn_norm.weight", l + "input_layernorm.weight");
+        add(g + "attn_q.weight", l + "self_attn.q_proj.weight", 8);
+        add(g + "attn_k.weight", l + "self_attn.k_proj.weight", 4);
+        add(g + "attn_v.weight", l + "self_attn.v_proj.weight");
+        add(g + "attn_output.weight", l + "self_attn.o_proj.weight");
+        add(g + "ffn_norm.weight", l + "post_attention_layernorm.weight");
+        add(g + "ffn_gate.weight", l + "mlp.gate_proj.weight");
+        add(g + "ffn_up.weight", l + "mlp.up_proj.weight");
+        add(g + "ffn_down.weight", l + "mlp.down_proj.weight");
+    }
+    add("output_norm.weight", "model.norm.weight");
+    return w.build();
 }
 
 }  // namespace cloq::test

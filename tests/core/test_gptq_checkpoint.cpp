@@ -72,7 +72,6 @@ private Q_SLOTS:
         GptqExportConfig g;
         g.bits = 2;
         g.group_size = 64;
-        g.desc_act = true;
         g.format = GptqFormat::V2;
         const auto q = gptq_quantization_config(
             g, {{"model.layers.0.self_attn.q_proj", true, 2, 64},
@@ -82,7 +81,7 @@ private Q_SLOTS:
                 {"model.layers.1.mlp.up_proj", false, 2, 64}});
         QCOMPARE(q["bits"].get<int>(), 2);
         QCOMPARE(q["group_size"].get<int>(), 64);
-        QCOMPARE(q["desc_act"].get<bool>(), true);
+        QCOMPARE(q["desc_act"].get<bool>(), false);
         QCOMPARE(q["sym"].get<bool>(), false);
         QCOMPARE(q["damp_percent"].get<double>(), 0.01);
         QCOMPARE(q["quant_method"].get<std::string>(), std::string("gptq"));
@@ -122,8 +121,12 @@ private Q_SLOTS:
         QCOMPARE(b, 2);  // "+:model..." must match at the start
         expect_error([&] { gptq_dynamic_lookup({{"+:(", {{"bits", 3}}}}, "m", b, gs, "config.json"); },
                      {"config.json", "regular expression"});
-        // Nothing differs -> no dynamic key.
+        // Nothing differs -> no dynamic key; a module with act-order when the rest has none gets "desc_act".
         QVERIFY(!gptq_quantization_config(g, {{"a", true, 2, 64}}).contains("dynamic"));
+        const auto d = gptq_quantization_config(g, {{"a", true, 2, 64, false, true}})["dynamic"];
+        QCOMPARE(d.size(), size_t(1));
+        QCOMPARE(d.begin().value()["desc_act"].get<bool>(), true);
+        QVERIFY(!d.begin().value().contains("sym"));
     }
 
     void writeAndReadBack_data() {

@@ -421,6 +421,23 @@ private Q_SLOTS:
         for (const auto& line : lines_of(read_file(cloq::test::wikitext_path()), 0, 400))
             QCOMPARE(from_vectors.encode(line, true), from_file->encode(line, true));
         QCOMPARE(from_vectors.kind(), from_file->kind());
+        // and through the GGUF helper, with its defaults (llama2: dummy prefix, no whitespace removal)
+        std::vector<int32_t> types;
+        for (auto t : s.types) types.push_back(static_cast<int32_t>(t));
+        const auto gguf = make_gguf_spm_tokenizer(s.pieces, s.scores, types, 1, 2, 0, true, false, "x.gguf");
+        const auto tiny = load_sentencepiece(kTok512);
+        const SpmModelSpec t = parse_sentencepiece_model(read_file(kTok512), kTok512);
+        std::vector<int32_t> tiny_types;
+        for (auto x : t.types) tiny_types.push_back(static_cast<int32_t>(x));
+        tiny_types[0] = 1;  // an old GGUF without the unknown type: unknown_token_id 0 stands in
+        const auto tiny_gguf = make_gguf_spm_tokenizer(t.pieces, t.scores, tiny_types, 1, 2, 0, true, true, "tok512.gguf");
+        for (const auto& line : lines_of(read_file(cloq::test::tinystories_path()), 0, 200)) {
+            QCOMPARE(gguf->encode(line, true), from_file->encode(line, true));
+            QCOMPARE(tiny_gguf->encode(line, true), tiny->encode(line, true));
+        }
+        QCOMPARE(tiny_gguf->decode({1, 403, 407, 261, 378}), std::string("Once upon a time"));
+        expect_error([&] { make_gguf_spm_tokenizer({"a", "b"}, {0.f}, {}, 1, 2, 0, true, false, "y.gguf"); }, {"y.gguf", "scores"});
+        expect_error([&] { make_gguf_spm_tokenizer({"a", "b"}, {}, {2, 9}, -1, -1, 0, true, false, "y.gguf"); }, {"y.gguf", "type 9"});
     }
 
     // Hand-derived segmentations on tiny vocabularies: the BPE rule (highest-scoring pair first, leftmost on ties,

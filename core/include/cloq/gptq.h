@@ -4,7 +4,8 @@
 // What is reproduced exactly (DESIGN.md, Quantizers):
 //  * dead columns (diag H == 0) get H_ii = 1 and W[:, i] = 0;
 //  * damp = opt.damp · mean(diag H) added to the diagonal (after the dead-column fix, as the reference);
-//  * U = upper Cholesky factor of H⁻¹; columns processed in blocks of `blocksize` with lazy batch updates;
+//  * U = upper Cholesky factor of H⁻¹ drives the error feedback; columns processed in blocks of `blocksize`,
+//    eager updates inside a block, the rest of W updated only at block ends;
 //  * group parameters are taken from the OUTER W at the first column of each group; the outer W receives the error
 //    feedback only at block ends, so a group that starts inside a block sees the state at that block's start
 //    (also for groups not aligned to blocks and a ragged last group);
@@ -13,9 +14,12 @@
 //  * act-order: columns permuted by descending diag H (stable sort), static groups: parameters computed from the
 //    unpermuted W up front, and g_idx[j] = the group whose parameters quantized original column j
 //    (= j / g with static groups, = position of j in the permutation / g without them, like AutoGPTQ).
-// Numerics: H's Cholesky, inverse and the error propagation are float64 (robust for cond(H) ≥ 1e6); quantization
-// itself (parameters and codes) is float32 with quant_int.h's rule, so codes are those of the reference up to the
-// float64-vs-float32 error feedback.
+// Numerics: everything but the quantization itself is float64 (robust for cond(H) ≥ 1e6). Instead of the
+// reference's three O(n³) steps (cholesky, cholesky_inverse, cholesky) it factors H once, H = R·Rᵀ with R upper
+// (U = R⁻¹), and gets the reference's block-end state of W from the accumulated quantization differences with one
+// GEMM + a small triangular solve per block (derivation in gptq.cpp): the same quantities, about 2x less work and
+// no explicit inverse. Quantization (parameters and codes) is float32 with quant_int.h's rule, as the reference,
+// so codes equal the reference's computed in float64.
 #pragma once
 #include <torch/types.h>
 

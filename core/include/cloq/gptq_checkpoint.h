@@ -41,10 +41,13 @@ struct GptqModuleInfo {
     bool quantized = true;
     int bits = 2;
     int group_size = 64;
+    bool sym = false;       // written into `dynamic` only when it differs from the global value
+    bool desc_act = false;  // likewise
 };
 
 // The quantization_config object: the global values plus `dynamic` ("+:^(?:a|b)$": {"bits": 3, "group_size": 64}
-// for modules that differ, "-:^(?:c)$": {} for unquantized ones); no `dynamic` key when nothing differs.
+// for modules that differ, plus "sym"/"desc_act" when those differ; "-:^(?:c)$": {} for unquantized ones); no
+// `dynamic` key when nothing differs. Module names are regex-escaped and anchored.
 nlohmann::ordered_json gptq_quantization_config(const GptqExportConfig& global,
                                                 const std::vector<GptqModuleInfo>& modules);
 

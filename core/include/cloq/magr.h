@@ -24,7 +24,8 @@ torch::Tensor magr_preprocess(const torch::Tensor& W, const torch::Tensor& H, in
 // Euclidean projection of every row of x [n, d] onto the ℓ1 ball of the given radius (Duchi et al. 2008).
 torch::Tensor project_l1_ball(const torch::Tensor& x, double radius);
 
-// prox of t·‖·‖∞ applied to every row of x [n, d]: x − project_l1_ball(x, t).
+// prox of t·‖·‖∞ applied to every row of x [n, d]: x − project_l1_ball(x, t) = sign(x)·min(|x|, θ).
+// On the CPU θ comes from Michelot's O(d) fixed-point iteration; elsewhere via project_l1_ball (sort-based).
 torch::Tensor prox_linf(const torch::Tensor& x, double t);
 
 }  // namespace cloq

@@ -36,6 +36,12 @@ std::string peft_tensor_name(const std::string& module, char which);
 // The saved factors for PEFT: lora_A / s and lora_B, in `dtype` (s = lora_alpha / rank).
 LowRank peft_saved_factors(const LowRank& solved, double lora_alpha, torch::ScalarType dtype = torch::kFloat32);
 
+// The exact arithmetic every reader here uses (so an in-memory export and the files agree bit for bit):
+// lora_delta = float32(scaling · B·A computed in float64) from the SAVED factors (float32 copies), and
+// merge_lora = float32(W + delta in float64).
+torch::Tensor lora_delta(const torch::Tensor& A_saved, const torch::Tensor& B_saved, double scaling);
+torch::Tensor merge_lora(const torch::Tensor& W, const torch::Tensor& delta);
+
 // adapter_config.json for these modules. `all_linear_modules` is every linear module name of the model: when the
 // adapted modules are exactly those with some set of short names, target_modules is that list ["q_proj", ...],
 // otherwise an anchored regex naming each adapted module. Global r / lora_alpha are the most common values; the

@@ -72,6 +72,9 @@ public:
     std::string dtype(const std::string& name) const override;
     torch::Tensor load(const std::string& name) const override;
     std::string describe() const override;
+    // Names, dtypes, shapes and the first and last 64 KiB of every tensor's bytes: cheap even for a 7B model,
+    // and any fine-tune changes it.
+    std::string fingerprint() const override;
 
     torch::Tensor tensor(const std::string& name) const;  // stored dtype, for copying tensors through unchanged
     const SafetensorsFile& file_of(const std::string& name) const;

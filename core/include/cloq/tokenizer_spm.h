@@ -97,4 +97,13 @@ SpmModelSpec parse_sentencepiece_model(std::string_view bytes, const std::string
 // Reads and parses `path`; throws cloq::Error naming the file for a missing, truncated or malformed model.
 std::shared_ptr<Tokenizer> load_sentencepiece(const std::string& path);
 
+// GGUF `tokenizer.ggml.model = llama` (SentencePiece BPE): tokens, scores (empty = all 0), token types (empty = all
+// normal; same numbering as SpmPieceType), BOS/EOS (-1 if absent), tokenizer.ggml.unknown_token_id (used when no
+// token is typed unknown), tokenizer.ggml.add_space_prefix (GGUF default true) and
+// tokenizer.ggml.remove_extra_whitespaces (GGUF default false). Byte fallback is on when there are byte tokens.
+std::shared_ptr<Tokenizer> make_gguf_spm_tokenizer(std::vector<std::string> tokens, std::vector<float> scores,
+                                                   const std::vector<int32_t>& token_types, int32_t bos_id,
+                                                   int32_t eos_id, int32_t unk_id, bool add_space_prefix,
+                                                   bool remove_extra_whitespaces, const std::string& source);
+
 }  // namespace cloq

@@ -20,6 +20,9 @@ public:
     // float32, CPU, contiguous, in the HF layout; throws cloq::Error naming the file for a missing tensor
     virtual torch::Tensor load(const std::string& name) const = 0;
     virtual std::string describe() const = 0;  // e.g. "model.safetensors (47 tensors, F32)"
+    // A hex string that changes when the weights change (cache keys for calibration). The default hashes names,
+    // shapes, dtypes and a sample of every tensor's loaded values; containers with raw bytes do it cheaper.
+    virtual std::string fingerprint() const;
 };
 
 }  // namespace cloq
