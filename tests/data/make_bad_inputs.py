@@ -272,13 +272,14 @@ def tiny_gguf_parts(tokenizer=True):
         g_kv_f32("llama.rope.freq_base", 10000.0),
     ]
     if tokenizer:
-        pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in (0x20, 0x21)] + \
-                 ["\u2581", "a", "b", "c", "\u2581a", "ab", "bc", "\u2581ab", "\u2581abc", "ca", "cab"]
+        # No byte pieces (a vocabulary with byte fallback needs all 256 of them); 16 pieces = the embedding rows.
+        pieces = ["<unk>", "<s>", "</s>"] + \
+                 ["\u2581", "a", "b", "c", "\u2581a", "ab", "bc", "\u2581ab", "\u2581abc", "ca", "cab", "cc", "ba"]
         kvs += [
             g_kv_str("tokenizer.ggml.model", "llama"),
             g_kv_arr("tokenizer.ggml.tokens", GGUF_STR, pieces),
-            g_kv_arr("tokenizer.ggml.scores", GGUF_F32, [0.0] * 5 + [-float(i) for i in range(len(pieces) - 5)]),
-            g_kv_arr("tokenizer.ggml.token_type", GGUF_I32, [2, 3, 3, 6, 6] + [1] * (len(pieces) - 5)),
+            g_kv_arr("tokenizer.ggml.scores", GGUF_F32, [0.0] * 3 + [-float(i) for i in range(len(pieces) - 3)]),
+            g_kv_arr("tokenizer.ggml.token_type", GGUF_I32, [2, 3, 3] + [1] * (len(pieces) - 3)),
             g_kv_u32("tokenizer.ggml.bos_token_id", 1),
             g_kv_u32("tokenizer.ggml.eos_token_id", 2),
         ]
@@ -387,7 +388,7 @@ def model_case(c, name, st=None, config=None, extra=None, **kw):
     files = {"config.json": config if config is not None else config_text(),
              "model.safetensors": st if st is not None else st_file(tiny_tensors())}
     files.update(extra or {})
-    c.case(name, files, cli=kw.pop("cli", ["info", "{case}"]), **kw)
+    c.case(name, files, cli=kw.pop("cli", ["info", "--model", "{case}"]), **kw)
 
 
 def safetensors_cases(c):
@@ -395,9 +396,9 @@ def safetensors_cases(c):
     hdr = st_header_dict(good)
     model_case(c, "model_good", exit=0, note="control: the tiny valid model every model case is derived from")
 
-    def st_case(name, st, messages, note, parser="safetensors"):
+    def st_case(name, st, messages, note, parser="safetensors", **kw):
         model_case(c, name, st=st, parser={"kind": parser, "file": "model.safetensors", "messages": messages},
-                   messages=messages, note=note)
+                   messages=messages, note=note, **kw)
 
     st_case("st_empty_file", b"", ["model.safetensors", "bytes"], "zero-length file")
     st_case("st_truncated_length", b"\x10\x00\x00", ["model.safetensors"], "shorter than the 8-byte length")
@@ -480,9 +481,10 @@ def safetensors_cases(c):
             "non-string metadata value")
     st_case("st_nan_weight", st_file(tiny_tensors(poison=("model.layers.0.self_attn.q_proj.weight", math.nan))),
             ["model.safetensors", "NaN or Inf"], "NaN in q_proj: refused when the weights are loaded",
-            parser="weights")
+            parser="weights", cli=["info", "--model", "{case}", "--verify"])
     st_case("st_inf_weight", st_file(tiny_tensors(poison=("model.layers.0.mlp.down_proj.weight", math.inf))),
-            ["model.safetensors", "NaN or Inf"], "Inf in down_proj", parser="weights")
+            ["model.safetensors", "NaN or Inf"], "Inf in down_proj", parser="weights",
+            cli=["info", "--model", "{case}", "--verify"])
 
 
 def config_cases(c):
@@ -491,7 +493,7 @@ def config_cases(c):
                    messages=messages, note=note)
 
     c.case("cfg_missing", {"model.safetensors": st_file(tiny_tensors())},
-           parser={"kind": "model", "file": ".", "messages": ["config.json"]}, cli=["info", "{case}"],
+           parser={"kind": "model", "file": ".", "messages": ["config.json"]}, cli=["info", "--model", "{case}"],
            messages=["config.json"], note="no config.json in the folder")
     cfg_case("cfg_not_json", "{\"hidden_size\": 8,,}", ["config.json"], "syntax error")
     model_case(c, "cfg_non_utf8_raw", config=b'{"architectures": ["Llama\xc3\x28"], "model_type": "llama"}',
@@ -593,7 +595,7 @@ def gguf_cases(c):
     def gg_case(name, data, messages, note, exit=1, parser="gguf"):
         c.case(name, {"model.gguf": data},
                parser={"kind": parser, "file": "model.gguf", "messages": messages} if parser else None,
-               cli=["info", "{case}/model.gguf"], exit=exit, messages=messages, note=note)
+               cli=["info", "--model", "{case}/model.gguf"], exit=exit, messages=messages, note=note)
 
     gg_case("gguf_good", good, [], "control: a valid tiny llama GGUF", exit=0, parser=None)
     gg_case("gguf_bad_magic", b"GGUX" + good[4:], ["model.gguf", "magic"], "magic GGUX")
@@ -635,7 +637,7 @@ def tokenizer_cases(c):
         files = dict(base)
         files[file] = data
         c.case(name, files, parser={"kind": kind, "file": file, "messages": messages} if exit else None,
-               cli=["info", "{case}"], exit=exit, messages=messages, note=note)
+               cli=["info", "--model", "{case}"], exit=exit, messages=messages, note=note)
 
     tok_case("tok_spm_good", "tokenizer.model", tiny_spm(), "spm", [], "control: a valid tiny SentencePiece model",
              exit=0)
