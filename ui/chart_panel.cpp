@@ -6,6 +6,8 @@
 #include <QSvgGenerator>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
+#include <QtCharts/QValueAxis>
+#include <cmath>
 
 #include "cloq/error.h"
 
@@ -19,7 +21,7 @@ void ChartPanel::changeEvent(QEvent* event) {
 QChartView* ChartPanel::makeView(QChart* chart, QWidget* parent) {
     auto* view = new QChartView(chart, parent);
     view->setRenderHint(QPainter::Antialiasing);
-    view->setMinimumSize(200, 150);
+    view->setMinimumSize(120, 110);  // small: the playground fits three charts beside its controls
     view->setFocusPolicy(Qt::NoFocus);
     return view;
 }
@@ -48,6 +50,44 @@ void save_widget_image(QWidget* widget, const QString& path) {
         return;
     }
     throw Error(path.toStdString() + ": unknown image type '" + suffix.toStdString() + "' (use .png or .svg)");
+}
+
+void set_integer_axis(QValueAxis* axis, int max, int max_ticks) {
+    max = std::max(1, max);
+    int step = 1;
+    for (int mag = 1;; mag *= 10) {
+        bool found = false;
+        for (int m : {1, 2, 5})
+            if (max / (m * mag) <= max_ticks) {
+                step = m * mag;
+                found = true;
+                break;
+            }
+        if (found) break;
+    }
+    axis->setRange(0, max);
+    axis->setTickType(QValueAxis::TicksDynamic);
+    axis->setTickAnchor(0);
+    axis->setTickInterval(step);
+    axis->setLabelFormat("%d");
+}
+
+void set_round_ticks_axis(QValueAxis* axis, double lo, double hi, int max_ticks) {
+    if (!(hi > lo)) hi = lo + 1;
+    const double raw = (hi - lo) / std::max(1, max_ticks);
+    const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+    double step = 10 * mag;
+    for (double m : {1.0, 2.0, 5.0})
+        if (m * mag >= raw) {
+            step = m * mag;
+            break;
+        }
+    axis->setRange(lo, hi);
+    axis->setTickType(QValueAxis::TicksDynamic);
+    axis->setTickAnchor(0);
+    axis->setTickInterval(step);
+    const int decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
+    axis->setLabelFormat(QString("%.%1f").arg(decimals));
 }
 
 QString format_number(double v, int precision) {

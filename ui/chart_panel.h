@@ -5,6 +5,7 @@
 
 class QChart;
 class QChartView;
+class QValueAxis;
 
 namespace cloq::ui {
 
@@ -24,6 +25,14 @@ protected:
 // Saves any widget as .png (pixels as shown) or .svg (vector, through QSvgGenerator). Throws cloq::Error naming
 // the file when the suffix is neither or the file cannot be written.
 void save_widget_image(QWidget* widget, const QString& path);
+
+// An integer axis (ranks, layer index) spanning exactly [0, max] with ticks at a round step (1, 2, 5, 10, 20, …)
+// so that at most about `max_ticks` labels show: no padding past the data as applyNiceNumbers() would add.
+void set_integer_axis(QValueAxis* axis, int max, int max_ticks = 10);
+
+// A value axis over exactly [lo, hi] with ticks at multiples of a round step (1, 2 or 5 × 10^k, anchored at 0) so
+// that about `max_ticks` labels show, printed with just enough decimals for the step.
+void set_round_ticks_axis(QValueAxis* axis, double lo, double hi, int max_ticks = 8);
 
 // "0.0123", "1.23e-05": compact numbers for chart labels.
 QString format_number(double v, int precision = 3);

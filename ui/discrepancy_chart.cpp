@@ -4,6 +4,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QVBoxLayout>
+#include <cmath>
 #include <QtCharts/QBarCategoryAxis>
 #include <QtCharts/QBarSeries>
 #include <QtCharts/QBarSet>
@@ -16,8 +17,9 @@
 
 namespace cloq::ui {
 namespace {
-const char* kTitles[4] = {"Spectral ‖X(Q+BA−W)ᵀ‖₂", "Frobenius ‖X(Q+BA−W)ᵀ‖_F", "Spectral, relative to ‖XWᵀ‖₂",
-                          "Frobenius, relative to ‖XWᵀ‖_F"};
+// Short titles so they fit a quarter of a small window; the legend row defines D.
+const char* kTitles[4] = {"Spectral ‖XDᵀ‖₂", "Frobenius ‖XDᵀ‖_F", "Spectral ‖XDᵀ‖₂ / ‖XWᵀ‖₂",
+                          "Frobenius ‖XDᵀ‖_F / ‖XWᵀ‖_F"};
 
 double pick(const MethodMetrics& m, int which) {
     switch (which) {
@@ -45,6 +47,7 @@ DiscrepancyChart::DiscrepancyChart(QWidget* parent) : ChartPanel(parent) {
     summary_->setToolTip("How much of the output error ‖X(Q+BA−W)ᵀ‖ each initialization leaves, on calibration data");
     outer->addWidget(summary_);
     legend_ = new QWidget(this);
+    legend_->setMinimumWidth(120);  // may clip in a very narrow column rather than widen the whole window
     outer->addWidget(legend_);
     auto* grid = new QGridLayout();
     grid->setSpacing(4);
@@ -57,7 +60,7 @@ DiscrepancyChart::DiscrepancyChart(QWidget* parent) : ChartPanel(parent) {
         p.series = new QBarSeries();
         p.series->setLabelsVisible(true);
         p.series->setLabelsPosition(QAbstractBarSeries::LabelsOutsideEnd);
-        p.series->setLabelsPrecision(4);
+        p.series->setLabelsPrecision(3);
         p.series->setBarWidth(0.9);
         for (InitMethod m : methods()) {
             auto* set = new QBarSet(method_label(m));
@@ -72,7 +75,7 @@ DiscrepancyChart::DiscrepancyChart(QWidget* parent) : ChartPanel(parent) {
         p.chart->addAxis(cats, Qt::AlignBottom);
         p.series->attachAxis(cats);
         p.axis = new QValueAxis();
-        p.axis->setLabelFormat("%.3g");
+        p.axis->setLabelFormat("%.6g");  // 10000, not 1e+04
         p.chart->addAxis(p.axis, Qt::AlignLeft);
         p.series->attachAxis(p.axis);
         auto* view = makeView(p.chart, this);
@@ -91,6 +94,9 @@ void DiscrepancyChart::rebuildLegend() {
     auto* row = new QHBoxLayout(legend_);
     row->setContentsMargins(0, 0, 0, 0);
     row->addStretch();
+    auto* def = new QLabel("<i>D = Q + BA − W</i> &nbsp;", legend_);
+    def->setToolTip("The error left on the calibration activations X by the quantized weight Q plus the adapter BA");
+    row->addWidget(def);
     for (InitMethod m : methods()) {
         auto* swatch = new QLabel(legend_);
         swatch->setFixedSize(14, 14);
@@ -136,6 +142,8 @@ void DiscrepancyChart::setReport(const LayerReport& r) {
             p.sets[k]->replace(0, v);
             top = std::max(top, v);
         }
+        // Value labels: 3 significant digits, but whole numbers for large values (2871, not 2.87e+03).
+        p.series->setLabelsPrecision(std::max(3, top >= 1 ? static_cast<int>(std::floor(std::log10(top))) + 1 : 3));
         // Head-room above the tallest bar for its value label.
         p.axis->setRange(0, top > 0 ? top * 1.18 : 1.0);
         p.axis->applyNiceNumbers();

@@ -1,6 +1,7 @@
 #include "heat_map_widget.h"
 
 #include <QHelpEvent>
+#include <algorithm>
 #include <QPainter>
 #include <QToolTip>
 #include <algorithm>
@@ -67,7 +68,7 @@ void HeatMapWidget::paintEvent(QPaintEvent*) {
     p.setFont(bold);
     const QFontMetrics fm(font());
     p.drawText(QRect(0, 2, width(), fm.height() + 4), Qt::AlignHCenter | Qt::AlignVCenter,
-               "Per-group quantization error (RMS of W − Q)");
+               "RMS of W − Q per group");
     p.setFont(font());
     const QRect pr = plotRect();
     if (image_.isNull()) {
@@ -82,8 +83,11 @@ void HeatMapWidget::paintEvent(QPaintEvent*) {
     p.drawText(QRect(pr.left(), pr.bottom() + 2, pr.width(), fm.height()), Qt::AlignLeft, "0");
     p.drawText(QRect(pr.left(), pr.bottom() + 2, pr.width(), fm.height()), Qt::AlignRight,
                QString::number(grid_.cols - 1));
-    p.drawText(QRect(pr.left(), pr.bottom() + 2 + fm.height(), pr.width(), fm.height()), Qt::AlignHCenter,
-               QString("input group (%1 columns each)").arg(grid_.group_size));
+    // Centred under the map but free to use the whole widget width (the map itself may be narrow).
+    const int gw = fm.horizontalAdvance(QString("group (%1 columns)").arg(grid_.group_size)) + 4;
+    const int gx = std::clamp(pr.center().x() - gw / 2, 0, std::max(0, width() - gw));
+    p.drawText(QRect(gx, pr.bottom() + 2 + fm.height(), gw, fm.height()), Qt::AlignHCenter,
+               QString("group (%1 columns)").arg(grid_.group_size));
     p.save();
     p.translate(fm.height(), pr.center().y());
     p.rotate(-90);

@@ -184,14 +184,15 @@ int LayerTableModel::columnCount(const QModelIndex&) const { return ColumnCount;
 
 QVariant LayerTableModel::headerData(int section, Qt::Orientation o, int role) const {
     if (o != Qt::Horizontal) return {};
-    static const char* names[ColumnCount] = {"Module", "Shape", "Bits", "Group", "Rank", "Split",
+    // Short headers keep the three discrepancy columns in view in a narrow explorer; the tooltips spell them out.
+    static const char* names[ColumnCount] = {"Module", "Shape", "b", "Group", "r", "Split",
                                              "Zero", "LoftQ", "CLoQ", "Gain"};
     static const char* tips[ColumnCount] = {
         "Decoder block and linear module",
         "out × in of the weight",
-        "Bit width of the quantized base",
+        "b: bit width of the quantized base",
         "Quantization group size along the input (chan = per channel)",
-        "LoRA rank",
+        "r: LoRA rank",
         "Factor split of the CLoQ adapter (paper Table 6)",
         "‖X(Q−W)ᵀ‖_F / ‖XWᵀ‖_F: zero init (QLoRA), the quantization error alone",
         "Relative Frobenius discrepancy after LoftQ's initialization",
@@ -223,7 +224,7 @@ QVariant LayerTableModel::cellData(const LayerRow& r, int column, int role) cons
             case Split: return split_text(r.settings.split);
             default:
                 if (!std::isfinite(m)) return QString("—");
-                return column == Gain ? QString("%1 %").arg(m, 0, 'f', 1) : QString::number(m, 'f', 4);
+                return column == Gain ? QString("%1 %").arg(m, 0, 'f', 1) : QString::number(m, 'f', 3);
         }
     }
     if (role == SortRole) {
@@ -283,7 +284,7 @@ QVariant LayerTableModel::blockData(int b, int column, int role) const {
         if (column >= Zero) {
             const double m = mean(column);
             if (!std::isfinite(m)) return QString();
-            return column == Gain ? QString("%1 %").arg(m, 0, 'f', 1) : QString::number(m, 'f', 4);
+            return column == Gain ? QString("%1 %").arg(m, 0, 'f', 1) : QString::number(m, 'f', 3);
         }
         return {};
     }

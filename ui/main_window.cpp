@@ -20,6 +20,7 @@
 #include <QSettings>
 #include <QShortcut>
 #include <QSortFilterProxyModel>
+#include <QResizeEvent>
 #include <QSplitter>
 #include <QStackedWidget>
 #include <QStatusBar>
@@ -133,7 +134,8 @@ void MainWindow::buildUi() {
     wl->setContentsMargins(0, 0, 0, 0);
     auto* split = new QSplitter(Qt::Horizontal, workspace_);
     split->setObjectName("workspaceSplitter");
-    split->addWidget(buildExplorer());
+    explorer_ = buildExplorer();
+    split->addWidget(explorer_);
 
     auto* center = new QWidget(split);
     auto* cl = new QVBoxLayout(center);
@@ -171,19 +173,30 @@ void MainWindow::buildUi() {
         if (staleCharts_.empty()) chartFlush_->stop();
         else flushChart(staleCharts_.front());
     });
-    connect(tabs_, &QTabWidget::currentChanged, this, [this](int i) { flushChart(tabs_->widget(i)); });
+    connect(tabs_, &QTabWidget::currentChanged, this, [this](int i) {
+        flushChart(tabs_->widget(i));
+        // The playground is about its own synthetic layer: the model's explorer and settings make room for it.
+        const bool model_view = tabs_->widget(i) != playground_;
+        if (explorer_) explorer_->setVisible(model_view);
+        if (settingsScroll_) settingsScroll_->setVisible(model_view);
+        if (layerState_) layerState_->setVisible(model_view);
+    });
 
     auto* scroll = new QScrollArea(split);
+    settingsScroll_ = scroll;
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
     settings_ = new SettingsPanel(scroll);
     scroll->setWidget(settings_);
     scroll->setMinimumWidth(250);
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);  // the panel wraps to the column's width
     split->addWidget(scroll);
     split->setStretchFactor(0, 0);
     split->setStretchFactor(1, 1);
     split->setStretchFactor(2, 0);
     split->setSizes({360, 700, 290});
+    split_ = split;
+    connect(split, &QSplitter::splitterMoved, this, [this] { splitAdjusted_ = true; });
     wl->addWidget(split);
     stack_->addWidget(workspace_);
 
@@ -244,6 +257,8 @@ QWidget* MainWindow::buildExplorer() {
     // The split column is in the settings panel already; keep the explorer compact.
     tree_->setColumnHidden(LayerTableModel::Split, true);
     tree_->setColumnHidden(LayerTableModel::Group, true);
+    tree_->setColumnHidden(LayerTableModel::Gain, true);  // the discrepancy chart's caption states the gain
+    tree_->setIndentation(12);
     l->addWidget(tree_, 1);
     box->setMinimumWidth(220);
 
@@ -430,8 +445,13 @@ void MainWindow::openModel(const QString& dir, const CalibSettings& calib) {
     });
     connect(job, &BackgroundJob::failed, this, [this](const QString& msg) {
         statusBar()->showMessage("Could not open the model: " + msg, 15000);
-        if (!isWorkspaceShown() && isVisible()) QMessageBox::warning(this, "Open model", msg);
         Q_EMIT modelOpenFailed(msg);
+        if (!isWorkspaceShown() && isVisible() && QGuiApplication::platformName() != "offscreen") {
+            // Window-modal but not blocking: the event loop (and a waiting screenshot run or test) goes on.
+            auto* box = new QMessageBox(QMessageBox::Warning, "Open model", msg, QMessageBox::Ok, this);
+            box->setAttribute(Qt::WA_DeleteOnClose);
+            box->open();
+        }
     });
     connect(job, &BackgroundJob::cancelled, this, [this] {
         statusBar()->showMessage("Opening cancelled.", 5000);
@@ -486,7 +506,11 @@ void MainWindow::showStartPage() {
     stack_->setCurrentWidget(start_);
 }
 
-void MainWindow::showWorkspace() { stack_->setCurrentWidget(workspace_); }
+void MainWindow::showWorkspace() {
+    stack_->setCurrentWidget(workspace_);
+    // A splitter hidden behind the start page has no geometry yet: size its columns once it is laid out.
+    QTimer::singleShot(0, this, [this] { applyDefaultSplit(); });
+}
 
 bool MainWindow::isWorkspaceShown() const { return stack_->currentWidget() == workspace_; }
 
@@ -790,6 +814,23 @@ void MainWindow::flushCharts() {
 void MainWindow::setTheme(const QString& name) {
     apply_theme(*qApp, parse_theme(name));
     QSettings().setValue("theme", name);
+}
+
+void MainWindow::resizeEvent(QResizeEvent* e) {
+    QMainWindow::resizeEvent(e);
+    applyDefaultSplit();
+}
+
+void MainWindow::applyDefaultSplit() {
+    if (splitAdjusted_ || !split_) return;
+    // Until the user drags a splitter: the explorer wide enough for its discrepancy columns, the settings a
+    // fixed column, the charts the rest.
+    const int w = width();
+    const int settings = w >= 1600 ? 310 : 285;
+    const int explorer = std::clamp(w * 33 / 100, 330, 480);
+    split_->setSizes({explorer, std::max(300, w - explorer - settings), settings});
+    // A narrow explorer keeps the three discrepancy columns and drops the shape (the settings panel shows it).
+    tree_->setColumnHidden(LayerTableModel::Shape, explorer < 440);
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {

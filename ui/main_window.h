@@ -24,6 +24,7 @@ class QTabWidget;
 class QTreeView;
 class QMenu;
 class QTimer;
+class QSplitter;
 
 namespace cloq::ui {
 
@@ -115,6 +116,7 @@ Q_SIGNALS:
 
 protected:
     void closeEvent(QCloseEvent* e) override;
+    void resizeEvent(QResizeEvent* e) override;
     void dragEnterEvent(QDragEnterEvent* e) override;
     void dropEvent(QDropEvent* e) override;
 
@@ -128,7 +130,8 @@ private:
     void onSessionOpened(std::shared_ptr<const ModelSession> session);
     void populateExplorer();
     void refreshOverview();
-    void flushChart(QWidget* page);  // puts report_ into that chart page if it has not got it yet
+    void flushChart(QWidget* page);
+    void applyDefaultSplit();  // puts report_ into that chart page if it has not got it yet
 public:
     void flushCharts();              // every chart page up to date now (export, tests)
     bool chartsPending() const { return !staleCharts_.empty(); }
@@ -171,6 +174,10 @@ private:
     double lastRedrawMs_ = 0;
     std::vector<QWidget*> staleCharts_;  // chart pages that have not got report_ yet
     QTimer* chartFlush_ = nullptr;
+    QSplitter* split_ = nullptr;
+    bool splitAdjusted_ = false;
+    QWidget* explorer_ = nullptr;
+    QWidget* settingsScroll_ = nullptr;
     LayerSettings defaults_;
     QHash<QString, LayerSettings> overrides_;
     std::set<std::string> skipped_;  // modules a loaded profile leaves unquantized (kept when saving)

@@ -71,11 +71,10 @@ LayerSource ModelSession::source(const std::string& name) const {
 
 std::string ModelSession::describe() const {
     std::ostringstream s;
-    s << QFileInfo(dir).fileName().toStdString() << ": " << files.config.num_layers << " blocks, "
-      << layers.size() << " linear layers, " << files.config.num_parameters() << " parameters; calibrated on "
-      << calib.nsamples << " × " << calib.seqlen << " tokens of " << QFileInfo(QString::fromStdString(calib.text_path)).fileName().toStdString()
-      << (calibration_from_cache ? " (cached Hessians)" : "") << " in " << static_cast<int>(calibration_seconds * 1000)
-      << " ms";
+    s << QFileInfo(dir).fileName().toStdString() << ": " << files.config.num_layers << " blocks, " << layers.size()
+      << " linear layers, " << files.config.num_parameters() << " parameters; calibrated on " << calib.nsamples
+      << "×" << calib.seqlen << " tokens" << (calibration_from_cache ? " (cached)" : "") << " in "
+      << static_cast<int>(calibration_seconds * 1000) << " ms";
     for (const std::string& n : notices) s << "; " << n;
     return s.str();
 }

@@ -39,7 +39,7 @@ OverviewView::OverviewView(QWidget* parent) : ChartPanel(parent) {
 
     auto* split = new QSplitter(Qt::Vertical, this);
     chart_ = new QChart();
-    chart_->setTitle("Relative discrepancy ‖X(Q+BA−W)ᵀ‖_F / ‖XWᵀ‖_F of every layer, along depth");
+    chart_->setTitle("‖X(Q+BA−W)ᵀ‖_F / ‖XWᵀ‖_F of every layer, along depth");
     zero_ = new QLineSeries();
     zero_->setName("zero init (QLoRA)");
     loftq_ = new QLineSeries();
@@ -102,7 +102,7 @@ OverviewView::OverviewView(QWidget* parent) : ChartPanel(parent) {
     pplSeries_->setLabelsPrecision(4);
     pplChart_->addSeries(pplSeries_);
     auto* cats = new QBarCategoryAxis();
-    cats->append({"float (no quantization)", "zero init", "LoftQ", "CLoQ"});
+    cats->append({"float", "zero init", "LoftQ", "CLoQ"});
     pplChart_->addAxis(cats, Qt::AlignBottom);
     pplSeries_->attachAxis(cats);
     pplAxis_ = new QValueAxis();

@@ -63,7 +63,10 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
     auto* condRow = new QHBoxLayout();
     condRow->addWidget(cond_, 1);
     condRow->addWidget(condLabel_);
-    f1->addRow("&Condition κ(X):", condRow);
+    // A layout row has no buddy of its own: the label points at the slider so Alt+C reaches it.
+    auto* condName = new QLabel("&Condition κ(X):", this);
+    condName->setBuddy(cond_);
+    f1->addRow(condName, condRow);
     outliers_ = new QSpinBox(inputs);
     outliers_->setRange(0, 64);
     outliers_->setValue(4);
@@ -110,7 +113,7 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
     cl->addWidget(state_);
     cl->addStretch(1);
     controls->setMaximumWidth(300);
-    controls->setMinimumWidth(230);
+    controls->setMinimumWidth(210);
     outer->addWidget(controls);
 
     // --- explanation and charts
@@ -132,6 +135,7 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
     split->addWidget(bars_);
     split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 1);
+    split->setSizes({900, 1100});  // fixed proportions whatever the charts' size hints
     right->addWidget(split, 1);
     outer->addLayout(right, 1);
 
@@ -220,8 +224,9 @@ void PlaygroundView::submit() { worker_->request(synthetic_source(spec()), setti
 void PlaygroundView::onReport(const LayerReport& r) {
     if (r.generation != worker_->latestGeneration()) return;  // an older request's answer
     report_ = r;
-    sweep_->setReport(r);
-    bars_->setReport(r);
+    report_.name = QString("Synthetic %1×%2 layer").arg(r.out).arg(r.in).toStdString();  // not the cache key
+    sweep_->setReport(report_);
+    bars_->setReport(report_);
     text_->setText(explain(r, spec()));
     if (!r.loftq_pending) {
         hasReport_ = true;

@@ -5,6 +5,7 @@
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
 #include <QtCharts/QLegend>
+#include <QtCharts/QLegendMarker>
 #include <QtCharts/QLineSeries>
 #include <QtCharts/QScatterSeries>
 #include <QtCharts/QValueAxis>
@@ -33,7 +34,7 @@ RankSweepChart::RankSweepChart(QWidget* parent) : ChartPanel(parent) {
     layout->addWidget(caption_);
 
     chart_ = new QChart();
-    chart_->setTitle("Rank sweep: ‖X(Q+BA−W)ᵀ‖_F / ‖XWᵀ‖_F against LoRA rank");
+    chart_->setTitle("‖X(Q+BA−W)ᵀ‖_F / ‖XWᵀ‖_F against rank");
     cloq_ = new QLineSeries();
     cloq_->setName("CLoQ");
     loftq_ = new QLineSeries();
@@ -45,8 +46,7 @@ RankSweepChart::RankSweepChart(QWidget* parent) : ChartPanel(parent) {
     chosen_ = new QScatterSeries();
     chosen_->setName("at chosen rank");
     chosen_->setMarkerSize(10);
-    chosen_->setPointLabelsVisible(true);
-    chosen_->setPointLabelsFormat("@yPoint");
+    // No point labels: Qt prints them with full precision over the curves; the caption gives the values.
     for (QAbstractSeries* s : std::initializer_list<QAbstractSeries*>{svd_, loftq_, cloq_, marker_, chosen_})
         chart_->addSeries(s);
     x_ = new QValueAxis();
@@ -62,6 +62,7 @@ RankSweepChart::RankSweepChart(QWidget* parent) : ChartPanel(parent) {
         s->attachAxis(y_);
     }
     chart_->legend()->setAlignment(Qt::AlignBottom);
+    for (QLegendMarker* m : chart_->legend()->markers(chosen_)) m->setVisible(false);
     auto* view = makeView(chart_, this);
     view->setToolTip("Each curve re-solves its initialization at every rank on the same quantized weight; "
                      "the dashed line is the rank chosen in the settings panel");
@@ -105,9 +106,7 @@ void RankSweepChart::setReport(const LayerReport& r) {
             if (std::isfinite(y)) top = std::max(top, y);
     if (top <= 0) top = 1;
     const int rmax = std::max(1, r.r_max);
-    x_->setRange(0, rmax);
-    x_->setTickCount(std::min(rmax, 10) + 1);
-    x_->applyNiceNumbers();
+    set_integer_axis(x_, rmax);
     y_->setRange(0, top * 1.05);
     y_->applyNiceNumbers();
     const int rank = r.settings.rank;

@@ -61,7 +61,7 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     quantizer_->setToolTip("GPTQ uses the calibration Hessian to push rounding error onto later columns; RTN "
                            "rounds each weight on its own.");
     qform->addRow("&Quantizer:", quantizer_);
-    magr_ = new QCheckBox("MagR preprocessing", qbox);
+    magr_ = new QCheckBox("MagR", qbox);
     magr_->setToolTip("Shrink each row's largest weights before quantizing while keeping ‖X(W'−W)ᵀ‖ small "
                       "(paper Sec. 4.1): a smaller range means finer steps.");
     qform->addRow(QString(), magr_);
@@ -129,13 +129,18 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
                            "(e.g. every q_proj); ranks are capped at each layer's size.");
     applyModel_ = new QPushButton("To the &whole model", pbox);
     applyModel_->setToolTip("Make these the model-wide defaults and drop every per-layer override.");
-    reset_ = new QPushButton("&Reset this layer to the model default", pbox);
+    reset_ = new QPushButton("&Reset to the model default", pbox);
     reset_->setToolTip("Drop this layer's override.");
     pl->addWidget(applyKind_);
     pl->addWidget(applyModel_);
     pl->addWidget(reset_);
     outer->addWidget(pbox);
     outer->addStretch(1);
+    // Combo boxes size to a few characters, not to their longest item, so the panel fits a narrow column.
+    for (QComboBox* c : findChildren<QComboBox*>()) {
+        c->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+        c->setMinimumContentsLength(6);
+    }
 
     connect(rankSlider_, &QSlider::valueChanged, this, [this](int v) {
         if (rankSpin_->value() != v) rankSpin_->setValue(v);

@@ -1,5 +1,7 @@
 #include "spectrum_chart.h"
 
+#include "chart_panel.h"
+
 #include <QLabel>
 #include <QVBoxLayout>
 #include <QtCharts/QChart>
@@ -51,7 +53,7 @@ SpectrumChart::SpectrumChart(QWidget* parent) : ChartPanel(parent) {
     caption_->setTextFormat(Qt::RichText);
     layout->addWidget(caption_);
     chart_ = new QChart();
-    chart_->setTitle("Spectrum: σᵢ / σ₁ of R·ΔWᵀ (CLoQ truncates) and of ΔW = W − Q (LoftQ truncates)");
+    chart_->setTitle("Singular values of R·ΔWᵀ (CLoQ truncates) and ΔW = W − Q (LoftQ)");
     cloq_ = new QLineSeries();
     cloq_->setName("R·ΔWᵀ (calibrated)");
     delta_ = new QLineSeries();
@@ -65,7 +67,7 @@ SpectrumChart::SpectrumChart(QWidget* parent) : ChartPanel(parent) {
     y_ = new QLogValueAxis();
     y_->setTitleText("σᵢ / σ₁ (log scale)");
     y_->setBase(10);
-    y_->setLabelFormat("%.0e");
+    y_->setLabelFormat("%g");  // 1, 0.1, 0.01, 0.001, 1e-04
     y_->setMinorTickCount(8);
     chart_->addAxis(x_, Qt::AlignBottom);
     chart_->addAxis(y_, Qt::AlignLeft);
@@ -106,9 +108,7 @@ void SpectrumChart::clear() {
 void SpectrumChart::setReport(const LayerReport& r) {
     const double lo = std::min(fill(cloq_, r.sv_cloq), fill(delta_, r.sv_delta));
     const int n = static_cast<int>(std::max(r.sv_cloq.size(), r.sv_delta.size()));
-    x_->setRange(0, std::max(n, 1));
-    x_->setTickCount(std::min(std::max(n, 1), 10) + 1);
-    x_->applyNiceNumbers();
+    set_integer_axis(x_, std::max(n, 1));
     // Whole decades, so the log axis labels are 1e0, 1e-1, ... and nothing is cut off.
     const double bottom = std::pow(10.0, std::floor(std::log10(std::max(lo, kFloor))));
     y_->setRange(bottom, 1.0);

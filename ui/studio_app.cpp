@@ -86,7 +86,8 @@ private:
         }
         const QString tab = o_.tab.isEmpty() ? QString("discrepancy") : o_.tab;
         w_->setTab(tab);
-        needAnalysis_ = tab == "overview";
+        // Small models are analysed automatically after opening: wait for it so the explorer's colours are in.
+        needAnalysis_ = tab == "overview" || w_->session()->files.config.num_parameters() <= 50'000'000;
         needPerplexity_ = tab == "overview";
         if (tab == "playground") {
             needPlayground_ = true;
@@ -121,6 +122,12 @@ private:
     }
 
     void save() {
+        if (qEnvironmentVariableIsSet("CLOQ_DEBUG_LAYOUT"))
+            for (QWidget* c : w_->findChildren<QWidget*>())
+                if (c->minimumSizeHint().width() > 350 || c->minimumWidth() > 350)
+                    QTextStream(stderr) << c->metaObject()->className() << " " << c->objectName() << " min "
+                                        << c->minimumSizeHint().width() << " / " << c->minimumWidth() << " vis "
+                                        << c->isVisible() << "\n";
         QDir().mkpath(QFileInfo(o_.screenshot).absolutePath());
         const QPixmap pix = w_->grab();
         if (!pix.save(o_.screenshot, "PNG")) {

@@ -1,5 +1,7 @@
 #include "weights_view.h"
 
+#include "chart_panel.h"
+
 #include <QGridLayout>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
@@ -49,7 +51,7 @@ WeightsView::WeightsView(QWidget* parent) : ChartPanel(parent) {
     setObjectName("weightsView");
     auto* grid = new QGridLayout(this);
     grid->setContentsMargins(4, 4, 4, 4);
-    values_ = make_chart("Weights: W and its quantized Q (shared bins)", &vx_, &vy_, "weight value");
+    values_ = make_chart("W and its quantized Q", &vx_, &vy_, "weight value");
     w_ = new QLineSeries();
     w_->setName("W (original)");
     q_ = new QLineSeries();
@@ -102,15 +104,13 @@ void WeightsView::clear() {
 
 void WeightsView::setReport(const LayerReport& r) {
     const double top = std::max(fill_steps(w_, r.hist_w), fill_steps(q_, r.hist_q));
-    vx_->setRange(r.hist_w.lo, r.hist_w.hi);
+    set_round_ticks_axis(vx_, r.hist_w.lo, r.hist_w.hi, 7);
     vy_->setRange(0, std::max(1.0, top * 1.05));
     vy_->applyNiceNumbers();
     const double etop = fill_steps(err_, r.hist_err);
-    ex_->setRange(r.hist_err.lo, r.hist_err.hi);
+    set_round_ticks_axis(ex_, r.hist_err.lo, r.hist_err.hi, 7);
     ey_->setRange(0, std::max(1.0, etop * 1.05));
     ey_->applyNiceNumbers();
-    vx_->setTickCount(7);
-    ex_->setTickCount(7);
     heat_->setGrid(r.group_error);
 }
 
