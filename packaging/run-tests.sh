@@ -14,3 +14,6 @@ export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/cloq-ccache}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$BUILD" -j"$JOBS"
 ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS"
+# Python interoperability (issue 5): transformers + PEFT load the exports and match cloq eval's logits. It fails
+# loudly when its environment cannot be built, unless CLOQ_INTEROP=skip is set explicitly.
+bash tests/interop/check_peft_interop.sh "$BUILD/app/cloq"

@@ -10,6 +10,8 @@ namespace cloq::cli {
 const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         // {name, one-line summary, function}: one row per command, in the order `cloq --help` lists them
+        {"quantize", "quantize a whole model: PEFT adapter + GPTQ/fp16 base + profile + report", cmd_quantize},
+        {"dequantize", "turn an exported GPTQ base into a plain float16 model", cmd_dequantize},
     };
     return table;
 }

@@ -6,4 +6,6 @@
 
 namespace cloq::cli {
 using Args = std::vector<std::string>;
+int cmd_quantize(const Args& args, std::ostream& out, std::ostream& err);
+int cmd_dequantize(const Args& args, std::ostream& out, std::ostream& err);
 }  // namespace cloq::cli
