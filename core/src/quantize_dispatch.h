@@ -1,0 +1,22 @@
+// Internal: the quantizers the low-rank solver calls. The INT path is the `quant` helper's quantize_weight
+// (MagR + RTN/GPTQ per LayerSettings) once cloq/quantize.h exists in the tree; before that only RTN is available
+// and asking for GPTQ/MagR is a clear error rather than a silent substitution.
+#pragma once
+#include <torch/types.h>
+
+#include "cloq/progress.h"
+#include "cloq/quant_int.h"
+#include "cloq/settings.h"
+
+namespace cloq::detail {
+
+bool have_gptq();
+bool have_nf();
+
+// W [out, in] (any float dtype) quantized per s (bits/group/sym, quantizer, MagR, GPTQ options); H for GPTQ/MagR.
+QuantizedWeight quantize_int(const torch::Tensor& W, const torch::Tensor& H, const LayerSettings& s,
+                             const Progress& progress);
+// NF (QLoRA/LoftQ normal-float table, blocks of 64 of the flattened weight): the dequantized weight, float32.
+torch::Tensor quantize_nf_dequantized(const torch::Tensor& W, int bits);
+
+}  // namespace cloq::detail
