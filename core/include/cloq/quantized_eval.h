@@ -1,0 +1,42 @@
+// The quantized model seen by the forward pass: every linear layer's weight replaced by its quantized base plus
+// the initialized adapter, Q + B·A (LoRA scaling folded in), solved with the calibration's H of its input group.
+// Used by `cloq eval` with quantization options, by the GUI's perplexity panel and by sequential calibration.
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "cloq/calibration.h"
+#include "cloq/hessian_factor.h"
+#include "cloq/llama_model.h"
+#include "cloq/settings.h"
+
+namespace cloq {
+
+// The settings a layer is solved with: the rank capped at min(in, out) (a 64-wide layer cannot take rank 64+).
+LayerSettings settings_for_layer(const LayerSettings& s, const LinearLayer& l);
+
+class QuantizedWeights {
+public:
+    // `init` overrides s.init (zero = the plain quantized base, QLoRA's starting point).
+    QuantizedWeights(LayerSettings s, InitMethod init);
+
+    // Q + B·A for one layer, float32 [out, in] on the CPU, from W (float32) and the layer's input-group H.
+    torch::Tensor effective_weight(const LinearLayer& l, const torch::Tensor& W,
+                                   std::shared_ptr<const HessianFactor> h) const;
+
+    // For LlamaModel::set_weight_transform: each layer's H from `cal` (factorized once per block and group).
+    // The returned transform keeps references to `cal` and this object: both must outlive its use.
+    WeightTransform transform(const Calibration& cal) const;
+    // For sequential calibration: replaces a block's linear weights using the Hs just accumulated for it.
+    BlockQuantizer block_quantizer(const ModelConfig& c) const;
+    // What the result depends on (settings + init), for cache keys.
+    std::string key() const;
+
+private:
+    LayerSettings settings_;
+    InitMethod init_;
+};
+
+}  // namespace cloq

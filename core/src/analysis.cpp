@@ -1,0 +1,115 @@
+#include "cloq/analysis.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "cloq/error.h"
+#include "cloq/hessian_factor.h"
+#include "cloq/layer_solver.h"
+#include "cloq/quantized_eval.h"
+
+namespace cloq {
+
+std::vector<LinearLayer> select_layers(const ModelConfig& c, const std::string& regex) {
+    const auto all = linear_layers(c);
+    if (regex.empty()) return all;
+    std::regex re;
+    try {
+        re = std::regex(regex, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+        throw Error("--layers: invalid regular expression '" + regex + "' (" + e.what() + ")");
+    }
+    std::vector<LinearLayer> out;
+    for (const auto& l : all)
+        if (std::regex_search(l.name(), re)) out.push_back(l);
+    if (out.empty())
+        throw Error("--layers '" + regex + "' matches no linear layer (names look like " + all.front().name() + ")");
+    return out;
+}
+
+ModelAnalysis analyze_model(const LlamaModel& model, const Calibration& cal, const AnalysisOptions& opt,
+                            const Progress& progress) {
+    torch::NoGradGuard no_grad;
+    const auto t0 = std::chrono::steady_clock::now();
+    validate(opt.settings);
+    ModelAnalysis r;
+    r.model = model.files().path;
+    r.settings = opt.settings;
+    r.inits = opt.inits;
+    const auto layers = select_layers(model.config(), opt.layer_regex);
+    std::map<InputGroup, std::shared_ptr<const HessianFactor>> factors;
+    int current_layer = -1;
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const auto& l = layers[i];
+        const Progress p = progress.slice(static_cast<double>(i) / layers.size(), static_cast<double>(i + 1) / layers.size());
+        p(0.0, l.name());
+        const auto ts = std::chrono::steady_clock::now();
+        if (l.layer != current_layer) {  // factors are shared within a block's input group
+            factors.clear();
+            current_layer = l.layer;
+        }
+        auto& f = factors[l.group];
+        if (!f) f = std::make_shared<HessianFactor>(cal.hessian(l), l.name() + " H");
+        LayerAnalysis a;
+        a.layer = l;
+        a.settings = settings_for_layer(opt.settings, l);
+        LayerSolver solver(model.files().weights->load(l.weight_name()), f, l.name());
+        solver.update(a.settings, p.slice(0.0, 0.5));
+        std::map<std::string, double> timings = solver.timings();
+        for (size_t k = 0; k < opt.inits.size(); ++k) {
+            const InitMethod m = opt.inits[k];
+            solver.ensure(m, p.slice(0.5 + 0.4 * k / opt.inits.size(), 0.5 + 0.4 * (k + 1) / opt.inits.size()));
+            for (const auto& [stage, secs] : solver.timings()) timings[stage] = secs;
+            const auto tm = std::chrono::steady_clock::now();
+            a.metrics[m] = solver.metrics(m, opt.spectral);
+            a.hlambda[m] = solver.hlambda_discrepancy(m);
+            timings["metrics_" + to_string(m)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - tm).count();
+        }
+        a.cloq_optimal = solver.cloq_optimal_value();
+        a.timings = timings;
+        a.timings["total"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+        r.layers.push_back(std::move(a));
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    progress(1.0, "done");
+    return r;
+}
+
+nlohmann::json to_json(const LayerAnalysis& a) {
+    nlohmann::json m = nlohmann::json::object(), h = nlohmann::json::object();
+    for (const auto& [init, d] : a.metrics)
+        m[to_string(init)] = {{"fro", d.fro}, {"spec", d.spec}, {"fro_rel", d.fro_rel}, {"spec_rel", d.spec_rel}};
+    for (const auto& [init, v] : a.hlambda) h[to_string(init)] = v;
+    return {{"name", a.layer.name()},       {"layer", a.layer.layer},     {"module", a.layer.short_name()},
+            {"group", to_string(a.layer.group)}, {"in", a.layer.in},      {"out", a.layer.out},
+            {"rank", a.settings.rank},      {"metrics", m},               {"hlambda_fro", h},
+            {"cloq_optimal", a.cloq_optimal}, {"timings", a.timings}};
+}
+
+nlohmann::json to_json(const ModelAnalysis& a) {
+    nlohmann::json inits = nlohmann::json::array(), layers = nlohmann::json::array();
+    for (auto m : a.inits) inits.push_back(to_string(m));
+    for (const auto& l : a.layers) layers.push_back(to_json(l));
+    return {{"model", a.model}, {"settings", to_json(a.settings)}, {"inits", inits},
+            {"seconds", a.seconds}, {"layers", layers}};
+}
+
+std::string to_csv(const ModelAnalysis& a) {
+    std::ostringstream s;
+    s << std::setprecision(10);
+    s << "layer,module,group,in,out,rank,init,fro,spec,fro_rel,spec_rel,hlambda_fro,seconds\n";
+    for (const auto& l : a.layers)
+        for (const auto& [init, d] : l.metrics)
+            s << l.layer.name() << "," << l.layer.short_name() << "," << to_string(l.layer.group) << "," << l.layer.in
+              << "," << l.layer.out << "," << l.settings.rank << "," << to_string(init) << "," << d.fro << ","
+              << d.spec << "," << d.fro_rel << "," << d.spec_rel << "," << l.hlambda.at(init) << ","
+              << l.timings.at("total") << "\n";
+    return s.str();
+}
+
+}  // namespace cloq
