@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cloq/error.h"
+#include "cloq_lapack_config.h"  // CLOQ_HAVE_LAPACK when the build found LAPACK
 
 #ifdef CLOQ_HAVE_LAPACK
 // Fortran LAPACK/BLAS (OpenBLAS on Debian). gfortran passes the lengths of CHARACTER arguments as trailing

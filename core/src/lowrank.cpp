@@ -83,7 +83,13 @@ LoftqResult loftq_init(const torch::Tensor& W, const torch::Tensor& H, const Lay
     check_weight(W, "the weight W");
     const int64_t r = s.rank;
     check_pair(W, W, r);
-    if (s.loftq_quant == LoftqQuant::Int || s.method == QuantMethod::Gptq || s.magr) check_h(H, W.size(1));
+    (void)H;
+    // LoftQ is data-free (LoftQ paper; CLoQ paper Sec. 5 "without requiring calibration data"): its INT quantizer is
+    // CLoQ's grid (bits, group, sym) with round-to-nearest, never GPTQ/MagR, which would feed it the calibration
+    // data CLoQ is being compared against.
+    LayerSettings rtn = s;
+    rtn.method = QuantMethod::Rtn;
+    rtn.magr = false;
     // PEFT's loftq_init: res = W; repeat T times { Q = quant(res); L, R = SVD_r(W − Q) with √S on both sides;
     // res = W − L·R }. The quantizer sees float32 like PEFT's; the SVD runs in float64.
     const auto W64 = f64(W);
@@ -96,7 +102,7 @@ LoftqResult loftq_init(const torch::Tensor& W, const torch::Tensor& H, const Lay
         if (s.loftq_quant == LoftqQuant::Nf) {
             out.Q = detail::quantize_nf_dequantized(res, s.quant.bits);
         } else {
-            out.int_weight = detail::quantize_int(res, H, s, step.slice(0.0, 0.6));
+            out.int_weight = detail::quantize_int(res, torch::Tensor(), rtn, step.slice(0.0, 0.6));
             out.Q = out.int_weight->Q.to(torch::kFloat32);
         }
         step(0.6, "LoftQ SVD");

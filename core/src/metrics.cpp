@@ -51,8 +51,14 @@ double lambda_max_psd(const std::function<torch::Tensor(const torch::Tensor&)>& 
         const auto basis = Qb.narrow(1, 0, j + 1);
         for (int pass = 0; pass < 2; ++pass) w = w - basis.mm(basis.t().mm(w));  // twice is enough (Kahan)
         const double b = w.norm().item<double>();
-        // Ritz values of the tridiagonal T_j.
         const int64_t m = j + 1;
+        // Ritz values of the tridiagonal T_j: every step while it is small, then every 4th (an m×m eigh each).
+        const bool last = m == max_it || b <= 1e-14 * std::max(std::abs(theta), 1e-300);
+        if (m > 32 && m % 4 != 0 && !last) {
+            beta.push_back(b);
+            Qb.narrow(1, j + 1, 1).copy_(w / b);
+            continue;
+        }
         auto T = torch::zeros({m, m}, torch::kFloat64);
         auto Ta = T.accessor<double, 2>();
         for (int64_t i = 0; i < m; ++i) {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -211,6 +212,8 @@ NpyHeader parse_npy_header(std::string_view bytes, const std::string& file, int6
 }
 
 torch::Tensor read_npy(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) fail(path, "is a folder, not a .npy file");
     std::ifstream in(path, std::ios::binary);
     if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
     in.seekg(0, std::ios::end);

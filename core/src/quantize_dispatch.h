@@ -1,6 +1,5 @@
-// Internal: the quantizers the low-rank solver calls. The INT path is the `quant` helper's quantize_weight
-// (MagR + RTN/GPTQ per LayerSettings) once cloq/quantize.h exists in the tree; before that only RTN is available
-// and asking for GPTQ/MagR is a clear error rather than a silent substitution.
+// Internal: the quantizers the low-rank solver calls: INT = quantize_weight (MagR + RTN/GPTQ per LayerSettings),
+// NF = quantize_nf (LoftQ's inner quantizer). One place, so LoftQ and the solver can never disagree.
 #pragma once
 #include <torch/types.h>
 
@@ -9,9 +8,6 @@
 #include "cloq/settings.h"
 
 namespace cloq::detail {
-
-bool have_gptq();
-bool have_nf();
 
 // W [out, in] (any float dtype) quantized per s (bits/group/sym, quantizer, MagR, GPTQ options); H for GPTQ/MagR.
 QuantizedWeight quantize_int(const torch::Tensor& W, const torch::Tensor& H, const LayerSettings& s,

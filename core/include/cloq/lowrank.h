@@ -41,8 +41,8 @@ LowRank cloq_init(const torch::Tensor& W, const torch::Tensor& Q, const torch::T
                   Split split = Split::Default, torch::ScalarType dtype = torch::kFloat32);
 
 // LoftQ: T alternating steps  Q = quant(W − L·R);  L·R = rank-r SVD of W − Q with √S on both sides (PEFT's
-// loftq_init; T = 1 is PEFT's default, T = 5 the papers'). The quantizer is settings.loftq_quant: INT = the same
-// quantizer CLoQ uses (settings.method/quant/magr/damp…, with H for GPTQ), NF = normal float (QLoRA table, blocks
+// loftq_init; T = 1 is PEFT's default, T = 5 the papers'). The quantizer is settings.loftq_quant: INT = CLoQ's grid
+// (settings.quant: bits, group, sym) with round-to-nearest — LoftQ is data-free, so never GPTQ/MagR and H is unused —, NF = normal float (QLoRA table, blocks
 // of 64 of the flattened weight, NF4 for 4 bits, NF2 for 2 bits…). LoftQ returns its own Q.
 struct LoftqResult {
     torch::Tensor Q;                              // [out, in] float32, the dequantized base LoftQ ends with

@@ -10,6 +10,7 @@ namespace cloq::cli {
 const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         // {name, one-line summary, function}: one row per command, in the order `cloq --help` lists them
+        {"layer", "quantize one layer (.npy) and initialize its LoRA adapter; report discrepancies", cmd_layer},
         {"info", "architecture, shapes, dtype, parameters and tokenizer of a model", cmd_info},
         {"calibrate", "compute and cache the calibration Gram matrices H = X^T X of a model", cmd_calibrate},
         {"analyze", "every linear layer: zero/svd/loftq/cloq discrepancies and timings (JSON + CSV)", cmd_analyze},

@@ -6,6 +6,7 @@
 
 namespace cloq::cli {
 using Args = std::vector<std::string>;
+int cmd_layer(const Args& args, std::ostream& out, std::ostream& err);
 int cmd_info(const Args& args, std::ostream& out, std::ostream& err);
 int cmd_calibrate(const Args& args, std::ostream& out, std::ostream& err);
 int cmd_eval(const Args& args, std::ostream& out, std::ostream& err);
