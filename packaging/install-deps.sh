@@ -12,8 +12,6 @@ PKGS=(
   # GUI
   qt6-base-dev qt6-base-dev-tools qt6-charts-dev qt6-svg-dev libqt6svg6 libqt6opengl6-dev libgl-dev
   libquazip1-qt6-dev fonts-dejavu-core qt6-qpa-plugins
-  # Python interoperability test (tests/interop): Debian's CPU torch for the cached venv
-  python3-torch
   # screenshots, packaging, metadata validation
   xvfb xauth appstream dpkg-dev file
 )

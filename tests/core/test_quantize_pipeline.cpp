@@ -10,12 +10,14 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "cli.h"
 #include "cloq/content_hash.h"
@@ -41,7 +43,7 @@ struct CliResult {
     double seconds = 0;
 };
 
-CliResult cli(const std::vector<std::string>& args) {
+CliResult run_cli(const std::vector<std::string>& args) {
     std::ostringstream out, err;
     CliResult r;
     const auto t0 = std::chrono::steady_clock::now();
@@ -128,7 +130,7 @@ private Q_SLOTS:
 
     void endToEndGptq() {
         const std::string out = p("gptq").string();
-        const auto r = cli({"quantize", "--model", model_, "--calib", text_, "--calib-nsamples", "32", "--calib-seqlen",
+        const auto r = run_cli({"quantize", "--model", model_, "--calib", text_, "--calib-nsamples", "32", "--calib-seqlen",
                             "256", "--cache", p("cache32").string(), "--bits", "2", "--group", "64", "--rank", "16",
                             "--format", "gptq", "--eval", text_, "--eval-nsamples", "32", "--eval-seqlen", "256",
                             "--out", out, "--json"});
@@ -219,7 +221,7 @@ private Q_SLOTS:
 
     void dequantizeCommand() {
         const std::string base = p("gptq/base").string(), out = p("deq").string();
-        auto r = cli({"dequantize", base, "--out", out});
+        auto r = run_cli({"dequantize", base, "--out", out});
         QVERIFY2(r.rc == 0, r.err.c_str());
         SafetensorsWeights fp16(out);
         GptqCheckpointWeights gptq(base);
@@ -229,7 +231,7 @@ private Q_SLOTS:
         }
         QVERIFY(!read_json(fs::path(out) / "config.json").contains("quantization_config"));
         QVERIFY(fs::exists(fs::path(out) / "tokenizer.model"));
-        r = cli({"dequantize", base, "--out", out});
+        r = run_cli({"dequantize", base, "--out", out});
         QCOMPARE(r.rc, 1);
         QVERIFY2(r.err.find("already exists") != std::string::npos, r.err.c_str());
     }
@@ -243,7 +245,7 @@ private Q_SLOTS:
               {{"match", "layers\\.[01]\\."}, {"rank", 32}},
               {{"match", "layers\\.4\\.self_attn\\.o_proj"}, {"skip", true}}}}}.dump(2);
         const std::string out = p("fp16").string();
-        const auto r = cli({"quantize", "--model", model_, "--calib", text_, "--calib-nsamples", "8", "--calib-seqlen",
+        const auto r = run_cli({"quantize", "--model", model_, "--calib", text_, "--calib-nsamples", "8", "--calib-seqlen",
                             "128", "--cache", p("cache").string(), "--profile", profile, "--lora-alpha", "32",
                             "--format", "fp16", "--adapter-dtype", "float16", "--no-compare", "--no-spectral",
                             "--eval", text_, "--eval-nsamples", "8", "--eval-seqlen", "128", "--out", out});
@@ -286,7 +288,7 @@ private Q_SLOTS:
         const fs::path out = p("existing");
         fs::create_directories(out);
         std::ofstream(out / "keep.txt") << "mine";
-        auto r = cli(small_run(out.string(), "gptq"));
+        auto r = run_cli(small_run(out.string(), "gptq"));
         QCOMPARE(r.rc, 1);
         QVERIFY2(r.err.find("already exists") != std::string::npos, r.err.c_str());
         QCOMPARE(read_bytes(out / "keep.txt"), std::string("mine"));
@@ -296,7 +298,7 @@ private Q_SLOTS:
         fs::permissions(parent, fs::perms::owner_read | fs::perms::owner_exec);
         std::string target = (parent / "out").string();
         if (::access(parent.c_str(), W_OK) == 0) target = "/sys/cloq-test-out";
-        r = cli(small_run(target, "gptq"));
+        r = run_cli(small_run(target, "gptq"));
         fs::permissions(parent, fs::perms::owner_all);
         QCOMPARE(r.rc, 1);
         QVERIFY2(r.err.find("cannot create folder " + target) != std::string::npos, r.err.c_str());
@@ -346,6 +348,32 @@ private Q_SLOTS:
             QVERIFY2(read_bytes(fs::path(out) / f) == read_bytes(fs::path(fresh) / f), f);
     }
 
+    void ctrlCInTheCli() {
+        // A real SIGINT while `cloq quantize` runs (as Ctrl-C sends it): it stops within the block in progress,
+        // says so, writes no OUT and keeps the finished blocks for --resume.
+        const std::string out = p("ctrlc").string();
+        const fs::path first_block = fs::path(resume_dir_for(out)) / "block_0000.json";
+        auto previous = std::signal(SIGINT, [](int) {});  // a late signal must not end the test process
+        std::atomic<bool> done{false};
+        std::thread interrupter([&] {
+            for (int i = 0; i < 6000 && !done.load() && !fs::exists(first_block); ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (!done.load()) ::kill(::getpid(), SIGINT);
+        });
+        const auto r = run_cli(small_run(out, "gptq"));
+        done.store(true);
+        interrupter.join();
+        std::signal(SIGINT, previous);
+        QCOMPARE(r.rc, 130);
+        QVERIFY2(r.err.find("cancelled; " + out + " was not written") != std::string::npos, r.err.c_str());
+        QVERIFY2(r.err.find("rerun with --resume") != std::string::npos, r.err.c_str());
+        QVERIFY(!fs::exists(out));
+        QVERIFY(no_temporaries(root_));
+        QVERIFY(fs::exists(first_block));
+        QVERIFY(!fs::exists(fs::path(resume_dir_for(out)) / "block_0004.json"));
+        fs::remove_all(resume_dir_for(out));
+    }
+
     void fullDisk() {
         // A file size limit stands in for a full disk: the block checkpoints (~200 KB) fit, the assembled base
         // (~800 KB) does not. The export fails with the system's reason, no OUT and no temporary are left, the
@@ -376,26 +404,26 @@ private Q_SLOTS:
     }
 
     void usageErrors() {
-        auto r = cli({"quantize", "--model", model_, "--calib", text_});
+        auto r = run_cli({"quantize", "--model", model_, "--calib", text_});
         QCOMPARE(r.rc, 2);
         QVERIFY2(r.err.find("--out") != std::string::npos, r.err.c_str());
         auto args = small_run(p("bad").string(), "gptq_v9");
-        r = cli(args);
+        r = run_cli(args);
         QCOMPARE(r.rc, 2);
         QVERIFY2(r.err.find("gptq_v9") != std::string::npos, r.err.c_str());
         args = small_run(p("z").string(), "gptq");
         args.insert(args.end(), {"--zip", p("z.zip").string()});
 #ifdef CLOQ_HAVE_ZIP
-        r = cli(args);
+        r = run_cli(args);
         QVERIFY2(r.rc == 0, r.err.c_str());
         QVERIFY(fs::exists(p("z.zip")));
 #else
-        r = cli(args);
+        r = run_cli(args);
         QCOMPARE(r.rc, 2);
         QVERIFY2(r.err.find("unavailable") != std::string::npos, r.err.c_str());
         QVERIFY(!fs::exists(p("z")));
 #endif
-        r = cli({"quantize", "--model", p("no-such-model").string(), "--calib", text_, "--out", p("x").string()});
+        r = run_cli({"quantize", "--model", p("no-such-model").string(), "--calib", text_, "--out", p("x").string()});
         QCOMPARE(r.rc, 1);
         QVERIFY2(r.err.find("no-such-model") != std::string::npos, r.err.c_str());
         QVERIFY(!fs::exists(p("x")));
