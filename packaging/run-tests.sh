@@ -1,19 +1,39 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: install dependencies, build, run every CTest suite.
 # Later stages (sanitizer build, bounded fuzzing, Python interoperability) are appended by their issues.
+# Each stage is timed; the summary at the end lists the times (CI must stay under 45 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
 BUILD=${BUILD:-build}
+export JOBS
 
-bash packaging/install-deps.sh
+STAGE_TIMES=()
+stage() {  # stage NAME COMMAND...: runs one stage and records its wall time
+  local name=$1 t0=$SECONDS
+  shift
+  echo "=== run-tests: stage '$name'"
+  "$@"
+  STAGE_TIMES+=("$(printf '%-12s %5d s' "$name" $((SECONDS - t0)))")
+  echo "=== run-tests: stage '$name' passed in $((SECONDS - t0)) s"
+}
+trap 'echo "=== run-tests: stage times:"; printf "    %s\n" "${STAGE_TIMES[@]}"; echo "    total        $SECONDS s"' EXIT
+
+stage deps bash packaging/install-deps.sh
 # SmolLM2-135M (GGUF) for the slow tests: fetched into a cache outside the repository; the tests find it here.
 CLOQ_SMOLLM2_GGUF=${CLOQ_SMOLLM2_GGUF:-$(bash packaging/fetch-smollm2.sh)}  # a failed fetch stops here (set -e)
 export CLOQ_SMOLLM2_GGUF
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/cloq-ccache}
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build "$BUILD" -j"$JOBS"
-ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS"
-# Python interoperability (issue 5): transformers + PEFT load the exports and match cloq eval's logits. It fails
-# loudly when its environment cannot be built, unless CLOQ_INTEROP=skip is set explicitly.
-bash tests/interop/check_peft_interop.sh "$BUILD/app/cloq"
+stage configure cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOQ_PACKAGE_TEST=ON
+stage build cmake --build "$BUILD" -j"$JOBS"
+stage tests ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS" -LE package
+# The .deb: built with cpack, installed into a throw-away overlay root, both programs started from it.
+stage package ctest --test-dir "$BUILD" --output-on-failure -L package
+# ASan + UBSan build of the engine's unit suites (packaging/sanitize-tests.sh).
+stage sanitizers bash packaging/sanitize-tests.sh
+# Bounded libFuzzer runs of every parser, FUZZ_SECONDS each (packaging/fuzz-tests.sh).
+stage fuzz bash packaging/fuzz-tests.sh
+# Python interoperability (issue 5, tests/interop): a PyPI venv (cached in ~/.cache/cloq-interop) with transformers +
+# PEFT loads the exports and must match `cloq eval`'s logits. If the venv cannot be built the stage FAILS loudly;
+# CLOQ_INTEROP=skip skips it explicitly (and says so).
+stage interop bash tests/interop/check_peft_interop.sh "$BUILD/app/cloq"

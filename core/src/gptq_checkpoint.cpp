@@ -112,7 +112,9 @@ std::vector<SafetensorsEntry> gptq_entries(const std::string& module, const Gptq
     std::vector<SafetensorsEntry> out;
     for (const auto& [suffix, tensor] : {std::pair<const char*, torch::Tensor>{".qweight", t.qweight},
                                          {".qzeros", t.qzeros}, {".scales", t.scales}, {".g_idx", t.g_idx}}) {
-        out.push_back({module + suffix, tensor.scalar_type(), tensor.sizes().vec(), [tensor] { return tensor; }});
+        // init-capture: clang (the fuzz build) cannot capture a structured binding directly before C++20
+        out.push_back({module + suffix, tensor.scalar_type(), tensor.sizes().vec(),
+                       [value = tensor] { return value; }});
     }
     return out;
 }

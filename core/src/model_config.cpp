@@ -69,8 +69,14 @@ struct Fields {
 }  // namespace
 
 void ModelConfig::validate(const std::string& where) const {
+    // Upper bound: far above any real model (Llama 3 405B: hidden 16384, vocab 128256), low enough that products of
+    // two sizes cannot overflow int64 and a lying config cannot ask for an absurd allocation.
+    constexpr int64_t kMaxDim = int64_t(1) << 24;
     auto positive = [&](int64_t v, const char* name) {
         if (v <= 0) throw Error(where + ": " + name + " must be positive (is " + std::to_string(v) + ")");
+        if (v > kMaxDim)
+            throw Error(where + ": " + name + " = " + std::to_string(v) + " is implausibly large (limit " +
+                        std::to_string(kMaxDim) + ")");
     };
     positive(hidden_size, "hidden_size");
     positive(intermediate_size, "intermediate_size");

@@ -11,6 +11,7 @@
 #include "cloq/gguf.h"
 #include "cloq/model_layout.h"
 #include "cloq/safetensors.h"
+#include "cloq/tokenizer_bpe.h"
 #include "cloq/tokenizer_spm.h"
 
 namespace fs = std::filesystem;
@@ -37,9 +38,8 @@ nlohmann::json read_json_file(const std::string& path) {
 // The tokenizer the folder ships: tokenizer.model (SentencePiece) first, else tokenizer.json (byte-level BPE).
 std::shared_ptr<const Tokenizer> open_tokenizer(const fs::path& dir) {
     if (fs::exists(dir / "tokenizer.model")) return load_sentencepiece((dir / "tokenizer.model").string());
-    // tokenizer.json (byte-level BPE) is read once the BPE tokenizer is available; until then such a folder opens
-    // without a tokenizer and commands that need text say so.
-    return nullptr;
+    if (fs::exists(dir / "tokenizer.json")) return load_hf_tokenizer_json((dir / "tokenizer.json").string());
+    return nullptr;  // weights-only folder: commands that need text say so
 }
 
 ModelFiles open_hf_folder(const std::string& path) {

@@ -10,9 +10,24 @@
 namespace cloq {
 
 namespace {
+// Profiles can come from elsewhere (a bundle, a colleague), so their regexes are hostile input (fuzz_profile):
+// libstdc++ compiles and backtracks recursively, so a pattern of 30000 nested groups overflowed the stack and
+// "(.*)*(.*)*x" backtracks exponentially. Patterns are therefore capped in length (module names are short; no real
+// selector needs more), and matched in libstdc++'s polynomial (Thompson NFA) mode, which has no backtracking (it
+// refuses back-references at compile time; its state limit bounds memory for x{1000}{1000}).
+constexpr size_t kMaxPatternLength = 512;
+
 std::regex compile(const std::string& pattern, const std::string& where) {
+    if (pattern.size() > kMaxPatternLength)
+        throw Error(where.substr(0, where.find(" (match")) + ": \"match\" pattern is " +
+                    std::to_string(pattern.size()) + " characters long (at most " +
+                    std::to_string(kMaxPatternLength) + ")");
+    auto flags = std::regex::ECMAScript;
+#ifdef __GLIBCXX__
+    flags |= std::regex_constants::__polynomial;
+#endif
     try {
-        return std::regex(pattern, std::regex::ECMAScript);
+        return std::regex(pattern, flags);
     } catch (const std::regex_error& e) {
         throw Error(where + ": \"match\" pattern '" + pattern + "' is not a valid regular expression (" + e.what() + ")");
     }

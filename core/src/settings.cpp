@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "cloq/error.h"
@@ -79,20 +80,31 @@ LayerSettings layer_settings_from_json(const nlohmann::json& j, const LayerSetti
     auto need = [&](const std::string& key, bool ok, const char* type) {
         if (!ok) throw Error(where + ": '" + key + "' must be " + type);
     };
+    // An integer that does not fit an int must not wrap around (bits 4294967298 would become 2): found by the
+    // hostile-input corpus (tests/data/bad/settings_bits_wrapping).
+    auto integer = [&](const std::string& key, const nlohmann::json& v) {
+        need(key, v.is_number_integer(), "an integer");
+        const bool fits = v.is_number_unsigned()
+                              ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max())
+                              : v.get<int64_t>() >= std::numeric_limits<int>::min() &&
+                                    v.get<int64_t>() <= std::numeric_limits<int>::max();
+        if (!fits) throw Error(where + ": '" + key + "' is out of range (" + v.dump() + ")");
+        return v.get<int>();
+    };
     for (const auto& [key, v] : j.items()) {
-        if (key == "bits") { need(key, v.is_number_integer(), "an integer"); s.quant.bits = v.get<int>(); }
-        else if (key == "group") { need(key, v.is_number_integer(), "an integer"); s.quant.group = v.get<int>(); }
+        if (key == "bits") { s.quant.bits = integer(key, v); }
+        else if (key == "group") { s.quant.group = integer(key, v); }
         else if (key == "sym") { need(key, v.is_boolean(), "true or false"); s.quant.sym = v.get<bool>(); }
         else if (key == "quantizer") { need(key, v.is_string(), "a string"); s.method = parse_quant_method(v.get<std::string>()); }
         else if (key == "magr") { need(key, v.is_boolean(), "true or false"); s.magr = v.get<bool>(); }
         else if (key == "damp") { need(key, v.is_number(), "a number"); s.damp = v.get<double>(); }
-        else if (key == "blocksize") { need(key, v.is_number_integer(), "an integer"); s.blocksize = v.get<int>(); }
+        else if (key == "blocksize") { s.blocksize = integer(key, v); }
         else if (key == "act_order") { need(key, v.is_boolean(), "true or false"); s.act_order = v.get<bool>(); }
         else if (key == "static_groups") { need(key, v.is_boolean(), "true or false"); s.static_groups = v.get<bool>(); }
-        else if (key == "rank") { need(key, v.is_number_integer(), "an integer"); s.rank = v.get<int>(); }
+        else if (key == "rank") { s.rank = integer(key, v); }
         else if (key == "init") { need(key, v.is_string(), "a string"); s.init = parse_init_method(v.get<std::string>()); }
         else if (key == "split") { need(key, v.is_string(), "a string"); s.split = parse_split(v.get<std::string>()); }
-        else if (key == "loftq_iters") { need(key, v.is_number_integer(), "an integer"); s.loftq_iters = v.get<int>(); }
+        else if (key == "loftq_iters") { s.loftq_iters = integer(key, v); }
         else if (key == "loftq_quant") { need(key, v.is_string(), "a string"); s.loftq_quant = parse_loftq_quant(v.get<std::string>()); }
         else if (key == "lora_alpha") { need(key, v.is_number(), "a number"); s.lora_alpha = v.get<double>(); }
         else throw Error(where + ": unknown setting '" + key + "'");

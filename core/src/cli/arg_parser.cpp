@@ -151,7 +151,9 @@ std::string ArgParser::help() const {
             h << "\n" << (section.empty() ? "Options" : section) << ":\n";
         }
         std::string left = "--" + o.name + (o.is_flag ? "" : " " + o.metavar);
-        h << "  " << std::left << std::setw(28) << left << o.help;
+        // A long flag gets its description on the next line rather than running into it.
+        if (left.size() >= 28) h << "  " << left << "\n" << std::string(30, ' ') << o.help;
+        else h << "  " << std::left << std::setw(28) << left << o.help;
         if (o.required) h << " (required)";
         else if (!o.is_flag && !o.default_text.empty()) h << " [default: " << o.default_text << "]";
         h << "\n";
@@ -180,7 +182,7 @@ void add_quant_options(ArgParser& p, LayerSettings& s) {
              "CLoQ factor split (paper Table 6)", to_string(s.split));
     p.option("loftq-iters", &s.loftq_iters, "T", "LoftQ alternating steps");
     p.option("loftq-quant", [&s](const std::string& v) { s.loftq_quant = parse_loftq_quant(v); }, "int|nf",
-             "LoftQ's quantizer: the INT quantizer above, or NF (QLoRA normal float)", to_string(s.loftq_quant));
+             "LoftQ's quantizer: int = the grid above, rounded to nearest (data-free, as in LoftQ); nf = QLoRA normal float", to_string(s.loftq_quant));
 }
 
 void add_device_option(ArgParser& p, DeviceChoice& d) {

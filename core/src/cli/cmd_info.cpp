@@ -11,17 +11,20 @@
 namespace cloq::cli {
 
 int cmd_info(const Args& args, std::ostream& out, std::ostream& err) {
-    (void)err;
     std::string model;
-    bool json = false;
-    ArgParser p("info", "--model DIR [--json]",
+    bool json = false, verify = false;
+    ArgParser p("info", "--model DIR [--json] [--verify]",
                 "Shows a model's architecture, shapes, dtype, parameter count and tokenizer, after checking that "
                 "every tensor the architecture needs is present with the right shape.");
     p.option("model", &model, "DIR", "HF model folder (config.json + safetensors) or .gguf file", true);
     p.flag("json", &json, "print one JSON object instead of text");
+    p.flag("verify", &verify, "also read every tensor and check it is finite (no NaN/Inf): a corrupt-download check");
     if (!p.parse(args, out)) return 0;
 
     const ModelFiles m = open_model(model);
+    if (verify)
+        for (const auto& name : m.weights->names())
+            (void)m.weights->load(name);  // throws, naming the file and tensor, on NaN/Inf
     const auto& c = m.config;
     const auto layers = linear_layers(c);
     nlohmann::json j = {
@@ -47,6 +50,7 @@ int cmd_info(const Args& args, std::ostream& out, std::ostream& err) {
         {"linear_layers", layers.size()},
         {"tokenizer", m.tokenizer ? m.tokenizer->kind() : "none"},
     };
+    if (verify) j["verified_finite"] = true;
     if (json) {
         out << j.dump() << "\n";
         return 0;
