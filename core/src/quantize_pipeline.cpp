@@ -194,6 +194,9 @@ private:
     std::map<std::string, torch::Tensor> eff_, solved_;
     bool solved_complete_ = true;
     std::vector<std::string> finished_blocks_;
+    // Notices about this run only (resumed blocks): printed, but kept out of report.json so that an interrupted and
+    // resumed export writes the same files as an uninterrupted one (timings aside, which live under "timings").
+    std::vector<std::string> run_notices_;
     int blocks_done_ = 0;
     Clock::time_point t_layers_;
     double layer_seconds_ = 0;
@@ -230,7 +233,7 @@ void Pipeline::prepare_resume() {
                         "or delete that folder to start over");
         return;
     }
-    if (opt_.resume) res_.notices.push_back("nothing to resume in " + resume_ + ": starting from the first block");
+    if (opt_.resume) run_notices_.push_back("nothing to resume in " + resume_ + ": starting from the first block");
     fs::create_directories(resume_);
     nlohmann::ordered_json run;
     run["format"] = "cloq-resume";
@@ -246,6 +249,8 @@ bool Pipeline::load_finished_block(int layer, Block& b) {
     const auto j = read_json_file(stem + ".json");
     if (j.value("key", std::string()) != run_key_) return false;
     for (const auto& r : j.at("records")) b.records.push_back(record_from_json(r, stem + ".json"));
+    for (const auto& r : b.records)  // the notices process_block gave when it made this block
+        if (!r.quantized && r.note != "skipped by the profile") res_.notices.push_back(r.module + ": " + r.note);
     // The effective weights (for sequential calibration and the in-memory perplexity) from what the block stored.
     const SafetensorsFile f(stem + ".safetensors");
     for (const auto& r : b.records) {
@@ -532,8 +537,6 @@ nlohmann::ordered_json Pipeline::report_json(const Calibration& calib) const {
     c["key"] = calib.key;
     c["tokens"] = calib.tokens;
     c["seqlen_used"] = calib.seqlen;
-    c["from_cache"] = calib.from_cache;
-    c["seconds"] = calib.seconds;
     c["notices"] = calib.notices;
     r["calibration"] = c;
     r["profile"] = to_json(opt_.profile);
@@ -541,7 +544,9 @@ nlohmann::ordered_json Pipeline::report_json(const Calibration& calib) const {
     double sum_init = 0, sum_zero = 0, sum_loftq = 0;
     int n_init = 0, n_zero = 0, n_loftq = 0;
     for (const auto& m : res_.modules) {
-        r["modules"].push_back(record_json(m));
+        auto mj = record_json(m);
+        mj.erase("seconds");  // under "timings"
+        r["modules"].push_back(mj);
         if (!m.quantized) continue;
         sum_init += m.init.fro_rel, ++n_init;
         if (m.has_zero) sum_zero += m.zero.fro_rel, ++n_zero;
@@ -554,7 +559,6 @@ nlohmann::ordered_json Pipeline::report_json(const Calibration& calib) const {
     if (n_zero) s["mean_fro_rel_zero"] = sum_zero / n_zero;
     if (n_loftq) s["mean_fro_rel_loftq"] = sum_loftq / n_loftq;
     r["summary"] = s;
-    r["resumed_blocks"] = res_.resumed_blocks;
     r["notices"] = res_.notices;
     return r;
 }
@@ -563,7 +567,7 @@ std::string Pipeline::report_csv() const {
     std::ostringstream o;
     o.precision(9);
     o << "module,layer,in,out,quantized,bits,group,rank,init,lora_alpha,fro,fro_rel,spec,spec_rel,"
-         "zero_fro_rel,zero_spec_rel,loftq_fro_rel,loftq_spec_rel,export_fro_rel,seconds,note\n";
+         "zero_fro_rel,zero_spec_rel,loftq_fro_rel,loftq_spec_rel,export_fro_rel,note\n";
     for (const auto& m : res_.modules) {
         const auto& s = m.settings;
         o << m.module << ',' << m.layer << ',' << m.in << ',' << m.out << ',' << (m.quantized ? 1 : 0) << ','
@@ -576,7 +580,7 @@ std::string Pipeline::report_csv() const {
         std::string note = m.note;
         for (auto& ch : note)
             if (ch == '"') ch = '\'';
-        o << m.export_fro_rel << ',' << m.seconds << ",\"" << note << "\"\n";
+        o << m.export_fro_rel << ",\"" << note << "\"\n";  // seconds: report.json "timings"
     }
     return o.str();
 }
@@ -674,7 +678,7 @@ QuantizeExportResult Pipeline::run() {
             }
         }
         if (res_.resumed_blocks > 0)
-            res_.notices.push_back("resumed " + std::to_string(res_.resumed_blocks) + " finished block(s) from " + resume_);
+            run_notices_.push_back("resumed " + std::to_string(res_.resumed_blocks) + " finished block(s) from " + resume_);
         layer_seconds_ = since(t_layers_);
 
         assemble(out.path(), calib);
@@ -692,8 +696,12 @@ QuantizeExportResult Pipeline::run() {
             if (res_.ppl_files > 0) p["from_files"] = res_.ppl_files;
             res_.report["perplexity"] = p;
         }
-        res_.report["timings"] = {{"calibration", calib.seconds}, {"layers", layer_seconds_},
-                                  {"total", since(t_start)}};
+        // Everything that differs between two runs of the same export: durations, the calibration cache, resuming.
+        nlohmann::ordered_json per_module;
+        for (const auto& m : res_.modules) per_module[m.module] = m.seconds;
+        res_.report["timings"] = {{"calibration", calib.seconds}, {"calibration_from_cache", calib.from_cache},
+                                  {"layers", layer_seconds_}, {"total", since(t_start)},
+                                  {"resumed_blocks", res_.resumed_blocks}, {"modules", per_module}};
         if (opt_.write_report) {
             write_json_file_atomic((fs::path(out.path()) / "report.json").string(), res_.report);
             write_file_atomic((fs::path(out.path()) / "report.csv").string(), report_csv());
@@ -710,6 +718,7 @@ QuantizeExportResult Pipeline::run() {
         throw;
     }
     std::error_code ec;
+    for (auto& n : run_notices_) res_.notices.push_back(std::move(n));
     fs::remove_all(resume_, ec);  // OUT is complete: the checkpoints are no longer needed
     res_.seconds_total = since(t_start);
     progress(1.0, "wrote " + opt_.out_dir);

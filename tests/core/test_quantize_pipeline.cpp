@@ -344,8 +344,15 @@ private Q_SLOTS:
         // Byte-identical to an uninterrupted run.
         run_quantize_export(small_options(fresh));
         for (const char* f : {"base/model.safetensors", "adapter/adapter_model.safetensors", "adapter/adapter_config.json",
-                              "base/config.json"})
+                              "base/config.json", "report.csv", "profile.json"})
             QVERIFY2(read_bytes(fs::path(out) / f) == read_bytes(fs::path(fresh) / f), f);
+        // report.json too, but for its "timings" (durations, cache use, resumed blocks: what differs between runs).
+        auto rep_resumed = read_json(fs::path(out) / "report.json"), rep_fresh = read_json(fs::path(fresh) / "report.json");
+        QCOMPARE(rep_resumed["timings"]["resumed_blocks"].get<int>(), 2);
+        QCOMPARE(rep_fresh["timings"]["resumed_blocks"].get<int>(), 0);
+        rep_resumed.erase("timings");
+        rep_fresh.erase("timings");
+        QVERIFY(rep_resumed == rep_fresh);
     }
 
     void ctrlCInTheCli() {

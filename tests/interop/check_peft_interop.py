@@ -110,14 +110,14 @@ def load_base(base_dir, workdir):
         cfg = json.load(f)
     qcfg = cfg.pop("quantization_config", None)
     if qcfg is None:  # a plain float16 model
-        return LlamaForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32), "float16 base", 0
+        return LlamaForCausalLM.from_pretrained(base_dir, dtype=torch.float32), "float16 base", 0
     tensors = load_file(os.path.join(base_dir, "model.safetensors"))
     state, modules = dequantize_gptq(tensors, qcfg)
     cfg["torch_dtype"] = "float32"
     with open(os.path.join(workdir, "config.json"), "w") as f:
         json.dump(cfg, f)
     save_file(state, os.path.join(workdir, "model.safetensors"), metadata={"format": "pt"})
-    model = LlamaForCausalLM.from_pretrained(workdir, torch_dtype=torch.float32)
+    model = LlamaForCausalLM.from_pretrained(workdir, dtype=torch.float32)
     return model, f"GPTQ {qcfg.get('checkpoint_format', 'gptq')} base ({len(modules)} packed modules)", len(modules)
 
 

@@ -8,6 +8,7 @@
 #include "cloq/profile.h"
 #include "cloq/quantize_pipeline.h"
 #include "commands.h"
+#include "model_cli.h"
 
 #ifdef CLOQ_HAVE_ZIP
 #include "zip_bundle.h"
@@ -41,7 +42,7 @@ int cmd_quantize(const Args& args, std::ostream& out, std::ostream& err) {
     QuantizeExportOptions opt;
     LayerSettings flags;
     std::string format = "gptq", profile_path, zip_path, adapter_dtype = "float32";
-    bool no_compare = false, no_spectral = false, json = false;
+    bool no_compare = false, no_spectral = false, json = false, no_cache = false;
     opt.calib.nsamples = 128;
     opt.calib.seqlen = 2048;
     ArgParser p("quantize", "--model DIR --calib FILE --out OUT [options]",
@@ -52,6 +53,7 @@ int cmd_quantize(const Args& args, std::ostream& out, std::ostream& err) {
     p.option("model", &opt.model_path, "DIR", "input model (HF folder or .gguf); never modified", true);
     p.option("out", &opt.out_dir, "OUT", "output folder (must not exist)", true);
     add_calib_options(p, opt.calib, true);
+    add_no_cache_option(p, no_cache);
     add_quant_options(p, flags);
     p.option("lora-alpha", &flags.lora_alpha, "A", "LoRA alpha written to the adapter (the scaling is compensated)");
     p.section("Export");
@@ -70,6 +72,7 @@ int cmd_quantize(const Args& args, std::ostream& out, std::ostream& err) {
     add_device_option(p, opt.device);
     p.flag("json", &json, "print the report as JSON on stdout at the end");
     if (!p.parse(args, out)) return 0;
+    resolve_cache(p, opt.calib, no_cache);  // the calibration cache shared with analyze/eval/calibrate and the GUI
 
     try {
         opt.format = parse_base_format(format);
