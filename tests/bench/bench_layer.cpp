@@ -40,7 +40,7 @@ torch::Tensor make_gram(int64_t in, uint64_t seed) {
     return Xd.t().mm(Xd);
 }
 
-nlohmann::json bench(const Shape& sh, bool paper_route) {
+nlohmann::json bench_shape(const Shape& sh, bool paper_route) {
     std::cerr << "== " << sh.name() << "\n";
     auto gen = at::detail::createCPUGenerator(7);
     const auto W = torch::randn({sh.out, sh.in}, gen, torch::kFloat32) * 0.02f;
@@ -221,7 +221,7 @@ int main(int argc, char** argv) {
         all["date"] = b;
     }
     all["results"] = nlohmann::json::array();
-    for (const auto& sh : shapes) all["results"].push_back(bench(sh, sh.out * sh.in <= 2048 * 2048));
+    for (const auto& sh : shapes) all["results"].push_back(bench_shape(sh, sh.out * sh.in <= 2048 * 2048));
     std::cout << all.dump(2) << "\n";
     if (!json_path.empty()) write_file_atomic(json_path, all.dump(2) + "\n");
     if (!md_path.empty()) bench::write_markdown_section(md_path, "bench_layer", markdown(all));
