@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cloq/atomic_file.h"
+#include "markdown_section.h"
 #include "cloq/calibration.h"
 #include "cloq/model_files.h"
 #include "cloq/perplexity.h"
@@ -38,18 +39,6 @@ std::vector<int> int_list(const std::string& s) {
     return v;
 }
 
-void write_section(const std::string& path, const std::string& name, const std::string& body) {
-    const std::string open = "<!-- ppl_table:" + name + " -->", close = "<!-- /ppl_table:" + name + " -->";
-    std::string doc;
-    if (std::ifstream f(path); f) doc.assign(std::istreambuf_iterator<char>(f), {});
-    const auto a = doc.find(open), b = doc.find(close);
-    const std::string section = open + "\n" + body + close;
-    if (a != std::string::npos && b != std::string::npos && b > a)
-        doc.replace(a, b + close.size() - a, section);
-    else
-        doc += "\n" + section + "\n";
-    write_file_atomic(path, doc);
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,7 +131,7 @@ int main(int argc, char** argv) {
                           r["cloq"]["seconds"].get<double>(), r["cloq_lt_loftq_lt_zero"].get<bool>() ? "yes" : "**no**");
             md << buf;
         }
-        if (opt.count("markdown")) write_section(opt["markdown"], opt["name"], md.str());
+        if (opt.count("markdown")) bench::write_markdown_section(opt["markdown"], "ppl_table:" + opt["name"], md.str());
         std::cout << md.str();
         return 0;
     } catch (const std::exception& e) {
