@@ -33,3 +33,7 @@ stage package ctest --test-dir "$BUILD" --output-on-failure -L package
 stage sanitizers bash packaging/sanitize-tests.sh
 # Bounded libFuzzer runs of every parser, FUZZ_SECONDS each (packaging/fuzz-tests.sh).
 stage fuzz bash packaging/fuzz-tests.sh
+# Python interoperability (issue 5, tests/interop): a PyPI venv (cached in ~/.cache/cloq-interop) with transformers +
+# PEFT loads the exports and must match `cloq eval`'s logits. If the venv cannot be built the stage FAILS loudly;
+# CLOQ_INTEROP=skip skips it explicitly (and says so).
+stage interop bash tests/interop/check_peft_interop.sh "$BUILD/app/cloq"

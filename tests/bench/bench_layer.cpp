@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cloq/atomic_file.h"
+#include "markdown_section.h"
 #include "cloq/layer_solver.h"
 
 using namespace cloq;
@@ -39,7 +40,7 @@ torch::Tensor make_gram(int64_t in, uint64_t seed) {
     return Xd.t().mm(Xd);
 }
 
-nlohmann::json bench(const Shape& sh, bool paper_route) {
+nlohmann::json bench_shape(const Shape& sh, bool paper_route) {
     std::cerr << "== " << sh.name() << "\n";
     auto gen = at::detail::createCPUGenerator(7);
     const auto W = torch::randn({sh.out, sh.in}, gen, torch::kFloat32) * 0.02f;
@@ -182,19 +183,6 @@ std::string markdown(const nlohmann::json& all) {
     return md.str();
 }
 
-void write_section(const std::string& path, const std::string& body) {
-    const std::string open = "<!-- bench_layer -->", close = "<!-- /bench_layer -->";
-    std::string doc;
-    if (std::ifstream f(path); f) doc.assign(std::istreambuf_iterator<char>(f), {});
-    if (doc.empty()) doc = "# Benchmarks\n\n";
-    const auto a = doc.find(open), b = doc.find(close);
-    const std::string section = open + "\n" + body + close;
-    if (a != std::string::npos && b != std::string::npos && b > a)
-        doc.replace(a, b + close.size() - a, section);
-    else
-        doc += "\n" + section + "\n";
-    write_file_atomic(path, doc);
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -233,9 +221,9 @@ int main(int argc, char** argv) {
         all["date"] = b;
     }
     all["results"] = nlohmann::json::array();
-    for (const auto& sh : shapes) all["results"].push_back(bench(sh, sh.out * sh.in <= 2048 * 2048));
+    for (const auto& sh : shapes) all["results"].push_back(bench_shape(sh, sh.out * sh.in <= 2048 * 2048));
     std::cout << all.dump(2) << "\n";
     if (!json_path.empty()) write_file_atomic(json_path, all.dump(2) + "\n");
-    if (!md_path.empty()) write_section(md_path, markdown(all));
+    if (!md_path.empty()) bench::write_markdown_section(md_path, "bench_layer", markdown(all));
     return 0;
 }

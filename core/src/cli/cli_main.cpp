@@ -15,6 +15,8 @@ const std::vector<Command>& commands() {
         {"calibrate", "compute and cache the calibration Gram matrices H = X^T X of a model", cmd_calibrate},
         {"analyze", "every linear layer: zero/svd/loftq/cloq discrepancies and timings (JSON + CSV)", cmd_analyze},
         {"eval", "perplexity of the float or quantized model (with an adapter init) on a text", cmd_eval},
+        {"quantize", "quantize a whole model: PEFT adapter + GPTQ/fp16 base + profile + report", cmd_quantize},
+        {"dequantize", "turn an exported GPTQ base into a plain float16 model", cmd_dequantize},
     };
     return table;
 }

@@ -2,9 +2,12 @@
 // perplexity of the float model, or — when any quantization option is given — of the quantized base with the
 // chosen adapter init folded in (Q + B·A), solved on the calibration's H (--calib defaults to --data).
 #include <nlohmann/json.hpp>
+#include <fstream>
 #include <ostream>
 
 #include "cli.h"
+#include "cloq/atomic_file.h"
+#include "cloq/exported_model.h"
 #include "cloq/perplexity.h"
 #include "cloq/quantized_eval.h"
 #include "commands.h"
@@ -21,6 +24,7 @@ int cmd_eval(const Args& args, std::ostream& out, std::ostream& err) {
     LayerSettings quant;
     DeviceChoice device = DeviceChoice::Auto;
     bool json = false, no_cache = false;
+    std::string gptq_dir, adapter_dir, logits_json;  // issue 5: evaluate an export's files
     ArgParser p("eval", "--model DIR --data FILE [options]",
                 "Perplexity on a text: the whole file is tokenized once (BOS first) and cut into consecutive "
                 "windows of --seqlen tokens; the first --nsamples windows (default all) are evaluated and "
@@ -36,6 +40,11 @@ int cmd_eval(const Args& args, std::ostream& out, std::ostream& err) {
     add_quant_options(p, quant);
     add_calib_options(p, calib, /*calib_required=*/false);
     add_no_cache_option(p, no_cache);
+    p.section("Exported files (cloq quantize)");
+    p.option("gptq", &gptq_dir, "DIR", "take the weights from an exported base (GPTQ checkpoint or float16 model, "
+             "e.g. OUT/base); --model still gives the config and tokenizer");
+    p.option("adapter", &adapter_dir, "DIR", "merge this PEFT adapter (e.g. OUT/adapter) into the weights");
+    p.option("logits-json", &logits_json, "FILE", "also write the ids and logits of the first window as JSON");
     if (!p.parse(args, out)) return 0;
     if (popt.nsamples == 0 || popt.nsamples < -1) throw UsageError("--nsamples must be positive (or -1 for all)");
     bool quantized = false;
@@ -48,8 +57,14 @@ int cmd_eval(const Args& args, std::ostream& out, std::ostream& err) {
     resolve_cache(p, calib, no_cache);
     if (calib.text_path.empty()) calib.text_path = data;
     validate(quant);
+    const bool exported = !gptq_dir.empty() || !adapter_dir.empty();
+    if (exported && quantized)
+        throw UsageError("--gptq/--adapter evaluate exported files; they exclude the quantization options");
 
-    auto model = open_llama(model_path, device);
+    auto model = exported ? std::make_unique<LlamaModel>(open_exported_model(model_path, gptq_dir, adapter_dir),
+                                                         resolve_device(device),
+                                                         forward_dtype(resolve_device(device), false))
+                          : open_llama(model_path, device);
     if (!model->files().tokenizer)
         throw Error(model_path + ": the model ships no tokenizer (tokenizer.model or tokenizer.json)");
     std::unique_ptr<QuantizedWeights> qw;
@@ -69,11 +84,27 @@ int cmd_eval(const Args& args, std::ostream& out, std::ostream& err) {
     TerminalProgress bar(err, quantized ? "quantizing + evaluating" : "evaluating");
     const auto r = perplexity(*model, tokens, popt, bar.progress());
     bar.finish();
+    if (!logits_json.empty()) {
+        const int64_t n = std::min<int64_t>(popt.seqlen, static_cast<int64_t>(tokens.size()));
+        const std::vector<int32_t> ids(tokens.begin(), tokens.begin() + n);
+        const auto logits = model->forward(torch::tensor(ids, torch::kLong).unsqueeze(0))[0]
+                                .to(torch::kCPU, torch::kFloat64).contiguous();
+        nlohmann::json j;
+        j["ids"] = ids;
+        j["logits"] = nlohmann::json::array();
+        const double* d = logits.data_ptr<double>();
+        for (int64_t t = 0; t < logits.size(0); ++t)
+            j["logits"].push_back(std::vector<double>(d + t * logits.size(1), d + (t + 1) * logits.size(1)));
+        write_file_atomic(logits_json, j.dump());
+    }
     std::string what = "float model";
     if (quantized)
         what = std::to_string(quant.quant.bits) + "-bit g" + std::to_string(quant.quant.group) + " " +
                to_string(quant.method) + " + " + to_string(quant.init) +
                (quant.init == InitMethod::Zero ? "" : " rank " + std::to_string(quant.rank));
+    if (exported)
+        what = "exported " + (gptq_dir.empty() ? std::string("float base") : gptq_dir) +
+               (adapter_dir.empty() ? "" : " + adapter " + adapter_dir);
     out << "ppl " << fmt(r.ppl, 6) << " (mean NLL " << fmt(r.mean_nll, 6) << ") over " << r.tokens << " tokens ("
         << r.windows << " windows of " << popt.seqlen << "), " << what << ", " << fmt(r.seconds, 3) << " s\n";
     if (popt.nsamples > r.available_windows)

@@ -11,4 +11,6 @@ int cmd_info(const Args& args, std::ostream& out, std::ostream& err);
 int cmd_calibrate(const Args& args, std::ostream& out, std::ostream& err);
 int cmd_eval(const Args& args, std::ostream& out, std::ostream& err);
 int cmd_analyze(const Args& args, std::ostream& out, std::ostream& err);
+int cmd_quantize(const Args& args, std::ostream& out, std::ostream& err);
+int cmd_dequantize(const Args& args, std::ostream& out, std::ostream& err);
 }  // namespace cloq::cli

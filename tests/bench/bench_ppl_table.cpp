@@ -1,0 +1,141 @@
+// bench_ppl_table: the bits × rank × init → perplexity table of a real model (issues 4 and 9), with the time each
+// quantized model took to build. Calibrates once (cached like every other command), then for every setting
+// quantizes all linear layers, initializes the adapter with zero / LoftQ (T=5) / CLoQ, folds Q + B·A into the
+// model and measures perplexity on the evaluation windows. Writes JSON and a markdown table into the section
+// `<!-- ppl_table:NAME -->` of a markdown file (README.md), and reports whether CLoQ < LoftQ < zero held.
+//
+//   bench_ppl_table --model M --calib TEXT --data TEXT --name NAME [--bits 2,3] [--ranks 16,64] [--group 64]
+//                   [--calib-nsamples 32] [--calib-seqlen 256] [--seqlen 256] [--nsamples 32]
+//                   [--json FILE] [--markdown FILE]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cloq/atomic_file.h"
+#include "markdown_section.h"
+#include "cloq/calibration.h"
+#include "cloq/model_files.h"
+#include "cloq/perplexity.h"
+#include "cloq/quantized_eval.h"
+
+using namespace cloq;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::vector<int> int_list(const std::string& s) {
+    std::vector<int> v;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');) v.push_back(std::stoi(item));
+    return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::map<std::string, std::string> opt = {{"bits", "2,3"},          {"ranks", "16,64"},      {"group", "64"},
+                                              {"calib-nsamples", "32"}, {"calib-seqlen", "256"}, {"seqlen", "256"},
+                                              {"nsamples", "32"},       {"name", "model"}};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        std::string k = argv[i];
+        if (k.rfind("--", 0) != 0) {
+            std::cerr << "bench_ppl_table: unexpected argument " << k << "\n";
+            return 2;
+        }
+        opt[k.substr(2)] = argv[i + 1];
+    }
+    for (const char* req : {"model", "calib", "data"})
+        if (!opt.count(req)) {
+            std::cerr << "bench_ppl_table: --" << req << " is required\n";
+            return 2;
+        }
+    try {
+        const ModelFiles files = open_model(opt["model"]);
+        if (!files.tokenizer) throw Error(opt["model"] + ": no tokenizer");
+        const auto eval_tokens = tokenize_file(*files.tokenizer, opt["data"]);
+        const PerplexityOptions popt{std::stoi(opt["seqlen"]), std::stoi(opt["nsamples"])};
+
+        auto t0 = Clock::now();
+        LlamaModel fp_model(files);
+        const double fp_ppl = perplexity(fp_model, eval_tokens, popt).ppl;
+        const double fp_secs = since(t0);
+        std::cerr << "float ppl " << fp_ppl << " (" << fp_secs << " s)\n";
+
+        CalibrationRequest req;
+        req.settings.text_path = opt["calib"];
+        req.settings.nsamples = std::stoi(opt["calib-nsamples"]);
+        req.settings.seqlen = std::stoi(opt["calib-seqlen"]);
+        t0 = Clock::now();
+        const Calibration cal = calibrate(fp_model, req);
+        const double cal_secs = since(t0);
+        std::cerr << "calibration " << cal_secs << " s\n";
+
+        nlohmann::json rows = nlohmann::json::array();
+        bool order_holds = true;
+        for (int bits : int_list(opt["bits"]))
+            for (int rank : int_list(opt["ranks"])) {
+                LayerSettings s;
+                s.quant.bits = bits;
+                s.quant.group = std::stoi(opt["group"]);
+                s.rank = rank;
+                s.loftq_iters = 5;
+                nlohmann::json row = {{"bits", bits}, {"group", s.quant.group}, {"rank", rank}};
+                for (InitMethod init : {InitMethod::Zero, InitMethod::Loftq, InitMethod::Cloq}) {
+                    const auto t1 = Clock::now();
+                    LlamaModel model(files);
+                    const QuantizedWeights qw(s, init);
+                    model.set_weight_transform(qw.transform(cal));
+                    const double ppl = perplexity(model, eval_tokens, popt).ppl;
+                    row[to_string(init)] = {{"ppl", ppl}, {"seconds", since(t1)}};
+                    std::cerr << bits << "-bit r" << rank << " " << to_string(init) << ": ppl " << ppl << " ("
+                              << since(t1) << " s)\n";
+                }
+                const double z = row["zero"]["ppl"], l = row["loftq"]["ppl"], c = row["cloq"]["ppl"];
+                row["cloq_lt_loftq_lt_zero"] = c < l && l < z;
+                order_holds = order_holds && c < l && l < z;
+                rows.push_back(row);
+            }
+
+        nlohmann::json all = {{"model", opt["model"]},       {"calib", opt["calib"]},   {"data", opt["data"]},
+                              {"float_ppl", fp_ppl},        {"float_seconds", fp_secs}, {"calibration_seconds", cal_secs},
+                              {"calib_nsamples", req.settings.nsamples}, {"calib_seqlen", req.settings.seqlen},
+                              {"seqlen", popt.seqlen},      {"nsamples", popt.nsamples}, {"rows", rows},
+                              {"order_holds", order_holds}};
+        if (opt.count("json")) write_file_atomic(opt["json"], all.dump(2) + "\n");
+
+        std::ostringstream md;
+        char buf[256];
+        md << "Perplexity on the first " << popt.nsamples << " windows of " << popt.seqlen << " tokens of `"
+           << opt["data"].substr(opt["data"].find_last_of('/') + 1) << "`; calibration " << req.settings.nsamples
+           << " × " << req.settings.seqlen << " tokens of `" << opt["calib"].substr(opt["calib"].find_last_of('/') + 1)
+           << "` (seed 0, " << std::to_string(static_cast<int>(cal_secs + 0.5)) << " s). GPTQ base, asymmetric INT, group " << opt["group"]
+           << "; LoftQ T = 5 (data-free INT on the same grid). Time = quantize + initialize every linear layer + "
+              "evaluate, on this machine. Generated by `tests/bench/bench_ppl_table`.\n\n";
+        std::snprintf(buf, sizeof buf, "| bits | rank | float | zero (QLoRA) | LoftQ T=5 | CLoQ | CLoQ < LoftQ < zero |\n"
+                                       "|---|---|---:|---:|---:|---:|:---:|\n");
+        md << buf;
+        for (const auto& r : rows) {
+            std::snprintf(buf, sizeof buf, "| %d | %d | %.3f | %.3f (%.0f s) | %.3f (%.0f s) | **%.3f** (%.0f s) | %s |\n",
+                          r["bits"].get<int>(), r["rank"].get<int>(), fp_ppl, r["zero"]["ppl"].get<double>(),
+                          r["zero"]["seconds"].get<double>(), r["loftq"]["ppl"].get<double>(),
+                          r["loftq"]["seconds"].get<double>(), r["cloq"]["ppl"].get<double>(),
+                          r["cloq"]["seconds"].get<double>(), r["cloq_lt_loftq_lt_zero"].get<bool>() ? "yes" : "**no**");
+            md << buf;
+        }
+        if (opt.count("markdown")) bench::write_markdown_section(opt["markdown"], "ppl_table:" + opt["name"], md.str());
+        std::cout << md.str();
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "bench_ppl_table: " << e.what() << "\n";
+        return 1;
+    }
+}
