@@ -14,6 +14,8 @@ PKGS=(
   libquazip1-qt6-dev fonts-dejavu-core qt6-qpa-plugins
   # screenshots, packaging, metadata validation
   xvfb xauth appstream dpkg-dev file
+  # the Python interoperability check (tests/interop): the venv takes torch from here, the rest from PyPI
+  python3-torch python3-numpy
 )
 
 missing=()

@@ -24,6 +24,17 @@ from safetensors.torch import load_file, save_file
 # zero-1, "gptq_v2" stores zero. scales fp16 [G, out], g_idx int32 [in]: W[o, i] = scale[g, o]*(q[i, o] - zero[g, o])
 # with g = g_idx[i].
 
+
+def load_llama(path):
+    """float32 LlamaForCausalLM; `dtype=` since transformers 4.56, `torch_dtype=` before (Debian's torch pins an older one)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    try:
+        return LlamaForCausalLM.from_pretrained(path, dtype=torch.float32)
+    except TypeError:
+        return LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.float32)
+
 def unpack_stream(words, bits, count):
     """words: uint32 [nwords, m], packed along axis 0 -> int64 [count, m]."""
     w = words.astype(np.uint64)
@@ -110,14 +121,14 @@ def load_base(base_dir, workdir):
         cfg = json.load(f)
     qcfg = cfg.pop("quantization_config", None)
     if qcfg is None:  # a plain float16 model
-        return LlamaForCausalLM.from_pretrained(base_dir, dtype=torch.float32), "float16 base", 0
+        return load_llama(base_dir), "float16 base", 0
     tensors = load_file(os.path.join(base_dir, "model.safetensors"))
     state, modules = dequantize_gptq(tensors, qcfg)
     cfg["torch_dtype"] = "float32"
     with open(os.path.join(workdir, "config.json"), "w") as f:
         json.dump(cfg, f)
     save_file(state, os.path.join(workdir, "model.safetensors"), metadata={"format": "pt"})
-    model = LlamaForCausalLM.from_pretrained(workdir, dtype=torch.float32)
+    model = load_llama(workdir)
     return model, f"GPTQ {qcfg.get('checkpoint_format', 'gptq')} base ({len(modules)} packed modules)", len(modules)
 
 

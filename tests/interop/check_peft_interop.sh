@@ -15,8 +15,17 @@ root=$(cd "$here/../.." && pwd)
 CLOQ=${1:-${CLOQ_BIN:-$root/build/app/cloq}}
 SHARED=${CLOQ_SHARED_DIR:-$root/../shared}
 CACHE=${CLOQ_INTEROP_CACHE:-$HOME/.cache/cloq-interop}
-PY_PKGS=(torch==2.15.0 transformers==4.57.6 peft==0.17.1 safetensors==0.6.2 numpy)
-VENV=$CACHE/venv-pypi-$(printf '%s\n' "${PY_PKGS[@]}" | md5sum | cut -c1-8)   # a new pin set gets a new venv
+# Two ways to the same stack. With Debian's python3-torch installed (packaging/install-deps.sh installs it) the venv
+# sees it and takes only transformers/PEFT/safetensors from PyPI: tens of MB, a minute. Otherwise everything comes
+# from PyPI, whose Linux torch pulls ~4 GB of CUDA wheels (measured: 40 minutes here) — too slow for CI's budget.
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  TORCH_FROM=debian
+  PY_PKGS=(transformers==4.46.3 safetensors==0.4.5 accelerate==0.34.2 peft==0.13.2)
+else
+  TORCH_FROM=pypi
+  PY_PKGS=(torch==2.15.0 transformers==4.57.6 peft==0.17.1 safetensors==0.6.2 numpy)
+fi
+VENV=${CLOQ_INTEROP_VENV:-$CACHE/venv-$TORCH_FROM-$(printf '%s\n' "${PY_PKGS[@]}" | md5sum | cut -c1-8)}  # new pins, new venv
 
 banner() { printf '\n==================== cloq interop: %s ====================\n' "$*" >&2; }
 
@@ -31,8 +40,15 @@ venv_ok() { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import torch, 
 build_venv() {
   mkdir -p "$CACHE"
   rm -rf "$VENV"
-  python3 -m venv "$VENV" || return 1
-  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}" || return 1
+  if [[ $TORCH_FROM == debian ]]; then
+    /usr/bin/python3 -m venv --system-site-packages "$VENV" || return 1
+    # peft 0.13.2 asks for torch >= 1.13 and Debian's reports 1.13.0a0: installed without resolving dependencies.
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]:0:3}" || return 1
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "${PY_PKGS[3]}" || return 1
+  else
+    python3 -m venv "$VENV" || return 1
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}" || return 1
+  fi
   venv_ok
 }
 
