@@ -8,17 +8,12 @@
 #include "chart_panel.h"
 #include "cloq/error.h"
 #include "main_window.h"
-#include "export_direct.h"
 #include "model_session.h"
 #include "studio_options.h"
 
-#if __has_include("cloq/quantize_pipeline.h")
 #include "cloq/quantize_pipeline.h"
-#define CLOQ_UI_HAVE_PIPELINE 1
-#endif
-#if defined(CLOQ_HAVE_ZIP) && __has_include("zip_bundle.h")
+#ifdef CLOQ_HAVE_ZIP
 #include "zip_bundle.h"
-#define CLOQ_UI_HAVE_ZIP 1
 #endif
 
 namespace cloq::ui {
@@ -70,7 +65,6 @@ void run_export(const ModelSession& session, const SettingsProfile& profile, con
             copy_folder(charts_dir, QDir(QString::fromStdString(temp_out)).absoluteFilePath("charts"));
         };
     const double zip_share = req.zip ? 0.1 : 0.0;
-#ifdef CLOQ_UI_HAVE_PIPELINE
     QuantizeExportOptions o;
     o.model_path = session.dir.toStdString();
     o.out_dir = out_dir;
@@ -84,21 +78,8 @@ void run_export(const ModelSession& session, const SettingsProfile& profile, con
     o.write_report = req.report;
     o.add_files = add_files;
     run_quantize_export(o, progress.slice(0.0, 1.0 - zip_share));
-#else
-    // Until core's batch pipeline lands: the same writers, driven from here.
-    DirectExportOptions o;
-    o.out_dir = out_dir;
-    o.base_format = req.base_format.toStdString();
-    o.adapter_fp16 = req.adapter_dtype != "float32";
-    o.write_adapter = req.adapter;
-    o.write_base = req.base;
-    o.write_profile = req.profile;
-    o.write_report = req.report;
-    o.add_files = add_files;
-    run_direct_export(session, profile, o, progress.slice(0.0, 1.0 - zip_share));
-#endif
     if (req.zip) {
-#ifdef CLOQ_UI_HAVE_ZIP
+#ifdef CLOQ_HAVE_ZIP
         zip::write_zip_bundle(QFileInfo(req.zip_path).absoluteFilePath().toStdString(), out_dir,
                               QFileInfo(req.folder).fileName().toStdString(), progress.slice(1.0 - zip_share, 1.0));
 #else

@@ -5,10 +5,7 @@
 #include <limits>
 
 #include "cloq/error.h"
-#if __has_include("cloq/tokenizer_bpe.h")
 #include "cloq/tokenizer_bpe.h"
-#define CLOQ_HAVE_BPE 1
-#endif
 #include "cloq/tokenizer_spm.h"
 
 namespace cloq {
@@ -128,14 +125,10 @@ std::shared_ptr<Tokenizer> tokenizer_from_gguf(const GgufFile& f) {
     if (!model) return nullptr;
     const std::string source = f.path() + " (tokenizer.ggml.* metadata)";
     if (*model == "llama") return std::make_shared<SentencePieceTokenizer>(sentencepiece_spec_from_gguf(f), source);
-#ifdef CLOQ_HAVE_BPE
     if (*model == "gpt2") {
         GgufBpeVocab v = bpe_vocab_from_gguf(f);
         return make_gguf_bpe_tokenizer(std::move(v.tokens), v.merges, v.types, v.bos_id, v.eos_id, v.pre, source);
     }
-#else
-    if (*model == "gpt2") return nullptr;  // byte-level BPE not built in yet: the model opens without a tokenizer
-#endif
     throw Error(f.path() + ": tokenizer.ggml.model '" + *model + "' is not supported (supported: llama, gpt2)");
 }
 

@@ -8,8 +8,8 @@
 #include <optional>
 
 #include "cloq/error.h"
+#include "cloq/quantize.h"
 #include "dense_kernels.h"
-#include "quantize_dispatch.h"
 #include "residual_spectrum.h"
 
 namespace cloq {
@@ -183,7 +183,7 @@ void LayerSolver::update(const LayerSettings& s, const Progress& progress) {
         st.loftq_base.reset();
         progress(0.0, "quantizing");
         auto t0 = Clock::now();
-        st.qw = detail::quantize_int(st.W, st.H(), s, progress.slice(0.0, 0.5));
+        st.qw = quantize_weight(st.W, st.H(), s, progress.slice(0.0, 0.5));
         st.timings["quantize"] = seconds_since(t0);
         st.base = st.make_base(st.qw->Q);
         progress(0.5, "CLoQ: Gram matrix and eigenvalues");

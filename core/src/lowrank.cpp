@@ -4,7 +4,8 @@
 
 #include "cloq/error.h"
 #include "cloq/hessian_factor.h"
-#include "quantize_dispatch.h"
+#include "cloq/nf_quant.h"
+#include "cloq/quantize.h"
 #include "residual_spectrum.h"
 
 namespace cloq {
@@ -100,9 +101,9 @@ LoftqResult loftq_init(const torch::Tensor& W, const torch::Tensor& H, const Lay
         const Progress step = progress.slice(static_cast<double>(t) / T, static_cast<double>(t + 1) / T);
         step(0.0, "LoftQ step " + std::to_string(t + 1) + "/" + std::to_string(T));
         if (s.loftq_quant == LoftqQuant::Nf) {
-            out.Q = detail::quantize_nf_dequantized(res, s.quant.bits);
+            out.Q = quantize_nf(res, s.quant.bits, 64).Q.to(torch::kFloat32);  // QLoRA/LoftQ blocks of 64
         } else {
-            out.int_weight = detail::quantize_int(res, torch::Tensor(), rtn, step.slice(0.0, 0.6));
+            out.int_weight = quantize_weight(res, torch::Tensor(), rtn, step.slice(0.0, 0.6));
             out.Q = out.int_weight->Q.to(torch::kFloat32);
         }
         step(0.6, "LoftQ SVD");
