@@ -11,6 +11,7 @@
 #include "cloq/error.h"
 #include "cloq/hessian_factor.h"
 #include "cloq/layer_solver.h"
+#include "cloq/metrics_json.h"
 #include "cloq/quantized_eval.h"
 
 namespace cloq {
@@ -83,7 +84,7 @@ ModelAnalysis analyze_model(const LlamaModel& model, const Calibration& cal, con
 nlohmann::json to_json(const LayerAnalysis& a) {
     nlohmann::json m = nlohmann::json::object(), h = nlohmann::json::object();
     for (const auto& [init, d] : a.metrics)
-        m[to_string(init)] = {{"fro", d.fro}, {"spec", d.spec}, {"fro_rel", d.fro_rel}, {"spec_rel", d.spec_rel}};
+        m[to_string(init)] = nlohmann::json(discrepancy_json(d));
     for (const auto& [init, v] : a.hlambda) h[to_string(init)] = v;
     return {{"name", a.layer.name()},       {"layer", a.layer.layer},     {"module", a.layer.short_name()},
             {"group", to_string(a.layer.group)}, {"in", a.layer.in},      {"out", a.layer.out},

@@ -14,6 +14,7 @@
 #include "cloq/calibration.h"
 #include "cloq/content_hash.h"
 #include "cloq/error.h"
+#include "cloq/metrics_json.h"
 #include "cloq/exported_model.h"
 #include "cloq/gptq_checkpoint.h"
 #include "cloq/gptq_pack.h"
@@ -70,18 +71,6 @@ std::string block_stem(const std::string& resume, int layer) {
 }
 
 nlohmann::ordered_json to_ordered(const nlohmann::json& j) { return nlohmann::ordered_json::parse(j.dump()); }
-
-nlohmann::ordered_json discrepancy_json(const Discrepancy& d) {
-    return {{"fro", d.fro}, {"spec", d.spec}, {"fro_rel", d.fro_rel}, {"spec_rel", d.spec_rel}};
-}
-Discrepancy discrepancy_from_json(const nlohmann::json& j) {
-    Discrepancy d;
-    d.fro = j.at("fro").get<double>();
-    d.spec = j.at("spec").get<double>();
-    d.fro_rel = j.at("fro_rel").get<double>();
-    d.spec_rel = j.at("spec_rel").get<double>();
-    return d;
-}
 
 nlohmann::ordered_json record_json(const ModuleRecord& r) {
     nlohmann::ordered_json j;

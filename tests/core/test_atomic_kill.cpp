@@ -23,46 +23,15 @@
 
 #include "cli.h"
 #include "cloq/npy.h"
+#include "folder_snapshot.h"
 #include "test_support.h"
 
 namespace {
 
-using Snapshot = std::map<QString, QByteArray>;
+using Snapshot = cloq::test::FolderSnapshot;
 
-// Every entry under `root` (relative path -> SHA-256; folders as "dir").
-Snapshot snapshot(const QString& root) {
-    Snapshot out;
-    if (!QFileInfo::exists(root)) return out;
-    QDirIterator it(root, QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden | QDir::System,
-                    QDirIterator::Subdirectories);
-    while (it.hasNext()) {
-        const QString path = it.next();
-        const QString rel = QDir(root).relativeFilePath(path);
-        if (QFileInfo(path).isDir()) {
-            out[rel + "/"] = "dir";
-            continue;
-        }
-        QFile f(path);
-        if (!f.open(QIODevice::ReadOnly)) {
-            out[rel] = "unreadable";
-            continue;
-        }
-        QByteArray bytes = f.readAll();
-        // Reports carry wall-clock timings, which differ between two complete runs: compare them without.
-        if (rel.endsWith(".json")) {
-            try {
-                auto j = nlohmann::json::parse(bytes.toStdString());
-                if (j.is_object())
-                    for (const char* k : {"timings_s", "seconds", "timings"}) j.erase(k);
-                bytes = QByteArray::fromStdString(j.dump());
-            } catch (const nlohmann::json::exception&) {
-                // not JSON after all: compared byte for byte
-            }
-        }
-        out[rel] = QCryptographicHash::hash(bytes, QCryptographicHash::Sha256);
-    }
-    return out;
-}
+// Reports carry wall-clock timings, which differ between two complete runs: compared without them.
+Snapshot snapshot(const QString& root) { return cloq::test::folder_snapshot(root, {"timings_s", "seconds", "timings"}); }
 
 QString cloq_binary() { return QStringLiteral(CLOQ_BINARY_DIR "/app/cloq"); }
 
@@ -184,7 +153,7 @@ private Q_SLOTS:
     }
 
     void layer_output_is_atomic() {
-        if (!has_command("layer")) QSKIP("'cloq layer' is not in this tree yet");
+        QVERIFY2(has_command("layer"), "'cloq layer' is missing from the command table");
         QTemporaryDir tmp;
         QVERIFY(tmp.isValid());
         // A layer big enough that a run lasts long enough to be hit at many points (GPTQ + eigh + SVD).
@@ -206,7 +175,7 @@ private Q_SLOTS:
     }
 
     void quantize_output_is_atomic() {
-        if (!has_command("quantize")) QSKIP("'cloq quantize' is not in this tree yet");
+        QVERIFY2(has_command("quantize"), "'cloq quantize' is missing from the command table");
         QTemporaryDir tmp;
         QVERIFY(tmp.isValid());
         const QString model = QString::fromStdString(cloq::test::demo_model_dir());

@@ -24,18 +24,7 @@ using namespace cloq;
 
 namespace {
 
-// Where packaging/fetch-smollm2.sh puts the model (CI runs it first and exports CLOQ_SMOLLM2_GGUF).
-std::string smollm2_path() {
-    if (const char* e = std::getenv("CLOQ_SMOLLM2_GGUF"); e && *e) return e;
-    std::string dir;
-    if (const char* d = std::getenv("CLOQ_SMOLLM2_DIR"); d && *d) {
-        dir = d;
-    } else {
-        const char* home = std::getenv("HOME");
-        dir = std::string(home ? home : "") + "/.cache/cloq-studio/smollm2";
-    }
-    return dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+using cloq::test::smollm2_path;
 
 struct RefConfig {
     int64_t layers, heads, kv_heads, head_dim;

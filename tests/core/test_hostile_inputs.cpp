@@ -29,6 +29,7 @@
 #include "cloq/settings.h"
 #include "cloq/tokenizer_bpe.h"
 #include "cloq/tokenizer_spm.h"
+#include "folder_snapshot.h"
 #include "test_support.h"
 
 namespace {
@@ -52,28 +53,8 @@ const json& find_case(const std::string& name) {
     throw std::runtime_error("no case " + name);
 }
 
-// Every file under a folder (relative name -> SHA-256), folders included, so new or removed entries show too.
-std::map<QString, QByteArray> snapshot(const QString& root) {
-    std::map<QString, QByteArray> out;
-    QDirIterator it(root, QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden | QDir::System,
-                    QDirIterator::Subdirectories);
-    while (it.hasNext()) {
-        const QString path = it.next();
-        const QString rel = QDir(root).relativeFilePath(path);
-        QFileInfo info(path);
-        if (info.isDir()) {
-            out[rel + "/"] = "dir";
-            continue;
-        }
-        QFile f(path);
-        if (!f.open(QIODevice::ReadOnly)) {
-            out[rel] = "unreadable";
-            continue;
-        }
-        out[rel] = QCryptographicHash::hash(f.readAll(), QCryptographicHash::Sha256);
-    }
-    return out;
-}
+// Every file under a folder, byte for byte, folders included, so new or removed entries show too.
+cloq::test::FolderSnapshot snapshot(const QString& root) { return cloq::test::folder_snapshot(root); }
 
 std::string slurp(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

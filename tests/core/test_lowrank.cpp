@@ -9,6 +9,7 @@
 #include "cloq/hessian_factor.h"
 #include "cloq/lowrank.h"
 #include "cloq/quant_int.h"
+#include "nf_reference.h"
 #include "test_support.h"
 
 
@@ -105,46 +106,12 @@ void expect_factors_match(const LowRank& lr, const Ref& ref, double tol) {
     QVERIFY2(rel_fro(A, ref.A) < tol, qPrintable(QString("lora_A differs by %1").arg(rel_fro(A, ref.A))));
 }
 
-// PEFT's NFQuantizer (method "normal", block 64): the table from create_normal_map with torch's float32 linspace and
-// the normal quantile (by bisection on erfc, exact to double), nearest value on W/absmax per block of the flattened W.
-double norm_ppf(double p) {
-    double lo = -40, hi = 40;
-    for (int i = 0; i < 200; ++i) {
-        const double mid = 0.5 * (lo + hi);
-        (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
-    }
-    return 0.5 * (lo + hi);
-}
-std::vector<float> peft_normal_map(int bits, double offset = 0.9677083) {
-    const int variations = 1 << bits;
-    std::vector<double> v;
-    const auto l1 = torch::linspace(offset, 0.5, variations / 2 + 1, torch::kFloat32);
-    for (int i = 0; i < variations / 2; ++i) v.push_back(norm_ppf(l1[i].item<float>()));
-    v.push_back(0);
-    const auto l3 = torch::linspace(offset, 0.5, variations / 2, torch::kFloat32);
-    for (int i = 0; i + 1 < variations / 2; ++i) v.push_back(-norm_ppf(l3[i].item<float>()));
-    std::vector<float> t(v.begin(), v.end());
-    std::sort(t.begin(), t.end());
-    const float mx = t.back();
-    for (auto& x : t) x /= mx;
-    return t;
-}
+// PEFT's NFQuantizer (method "normal", block 64) on W as float32 (tests/support/nf_reference.h).
 MatrixXd peft_nf_dequant(const MatrixXd& W, int bits) {
-    const auto table = peft_normal_map(bits);
-    Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> Wf = W.cast<float>();
+    const auto ref = cloq::test::reference_nf(cloq::test::from_eigen(W), cloq::test::create_normal_map(bits), 64);
     MatrixXd out(W.rows(), W.cols());
-    const int64_t n = Wf.size();
-    for (int64_t b0 = 0; b0 < n; b0 += 64) {
-        float mx = 0;
-        for (int64_t i = b0; i < b0 + 64; ++i) mx = std::max(mx, std::abs(Wf.data()[i]));
-        for (int64_t i = b0; i < b0 + 64; ++i) {
-            const float x = Wf.data()[i] / mx;
-            size_t best = 0;  // torch.argmin returns the first minimum
-            for (size_t k = 1; k < table.size(); ++k)
-                if (std::abs(x - table[k]) < std::abs(x - table[best])) best = k;
-            out.data()[i] = static_cast<double>(table[best] * mx);
-        }
-    }
+    for (Eigen::Index i = 0; i < W.rows(); ++i)
+        for (Eigen::Index j = 0; j < W.cols(); ++j) out(i, j) = ref.Q[static_cast<size_t>(i * W.cols() + j)];
     return out;
 }
 // PEFT's loftq_init loop; quant is the quantizer of the residual (float32 in, dequantized out).

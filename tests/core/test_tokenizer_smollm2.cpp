@@ -20,17 +20,7 @@ using namespace cloq;
 
 namespace {
 
-std::string smollm2_path() {  // as test_gguf_smollm2.cpp: CI exports CLOQ_SMOLLM2_GGUF after fetching the model
-    if (const char* e = std::getenv("CLOQ_SMOLLM2_GGUF"); e && *e) return e;
-    std::string dir;
-    if (const char* d = std::getenv("CLOQ_SMOLLM2_DIR"); d && *d) {
-        dir = d;
-    } else {
-        const char* home = std::getenv("HOME");
-        dir = std::string(home ? home : "") + "/.cache/cloq-studio/smollm2";
-    }
-    return dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+using cloq::test::smollm2_path;
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

@@ -5,6 +5,7 @@
 
 #include <Eigen/Dense>
 #include <QTemporaryDir>
+#include <cstdlib>
 #include <string>
 
 namespace cloq::test {
@@ -16,6 +17,19 @@ inline std::string demo_model_dir() { return shared_path("models/stories260K"); 
 inline std::string tinystories_path() { return shared_path("data/tinystories-valid.txt"); }
 inline std::string wikitext_path() { return shared_path("data/wikitext-2-test.txt"); }
 inline std::string source_path(const std::string& rel) { return std::string(CLOQ_SOURCE_DIR) + "/" + rel; }
+// SmolLM2-135M-Instruct (Q4_1 GGUF), where packaging/fetch-smollm2.sh puts it outside the repository; CI runs the
+// fetch first and exports CLOQ_SMOLLM2_GGUF.
+inline std::string smollm2_path() {
+    if (const char* e = std::getenv("CLOQ_SMOLLM2_GGUF"); e && *e) return e;
+    std::string dir;
+    if (const char* d = std::getenv("CLOQ_SMOLLM2_DIR"); d && *d) {
+        dir = d;
+    } else {
+        const char* home = std::getenv("HOME");
+        dir = std::string(home ? home : "") + "/.cache/cloq-studio/smollm2";
+    }
+    return dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
 
 // A tensor (any float dtype, 2-D) as a float64 Eigen matrix, and back.
 inline MatrixXd to_eigen(const torch::Tensor& t) {

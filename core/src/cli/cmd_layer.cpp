@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cloq/atomic_file.h"
 #include "cloq/layer_solver.h"
+#include "cloq/metrics_json.h"
 #include "cloq/npy.h"
 #include "commands.h"
 
@@ -31,9 +32,8 @@ torch::Tensor load_matrix(const std::string& path, const char* what) {
     return t;
 }
 
-nlohmann::json to_json(const Discrepancy& d) {
-    return {{"fro", d.fro}, {"spec", d.spec}, {"fro_rel", d.fro_rel}, {"spec_rel", d.spec_rel}};
-}
+// metrics.json keeps nlohmann::json's sorted keys.
+nlohmann::json to_json(const Discrepancy& d) { return nlohmann::json(discrepancy_json(d)); }
 
 // An output folder may be new or empty; anything else would be overwritten or mixed with old results.
 bool check_out_dir(const std::string& dir) {
