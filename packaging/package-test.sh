@@ -87,7 +87,7 @@ done
 cloq --version | tee /out/version.txt
 grep -q '^cloq ' /out/version.txt || { echo "inside: cloq --version printed no version"; exit 1; }
 if cloq --help | grep -q '^  info '; then
-  cloq info /in/demo-model | tee /out/info.txt
+  cloq info --model /in/demo-model | tee /out/info.txt
   [[ -s /out/info.txt ]] || { echo "inside: cloq info printed nothing"; exit 1; }
 fi
 if [[ $gui == ON ]]; then

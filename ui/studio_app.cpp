@@ -122,12 +122,6 @@ private:
     }
 
     void save() {
-        if (qEnvironmentVariableIsSet("CLOQ_DEBUG_LAYOUT"))
-            for (QWidget* c : w_->findChildren<QWidget*>())
-                if (c->minimumSizeHint().width() > 350 || c->minimumWidth() > 350)
-                    QTextStream(stderr) << c->metaObject()->className() << " " << c->objectName() << " min "
-                                        << c->minimumSizeHint().width() << " / " << c->minimumWidth() << " vis "
-                                        << c->isVisible() << "\n";
         QDir().mkpath(QFileInfo(o_.screenshot).absolutePath());
         const QPixmap pix = w_->grab();
         if (!pix.save(o_.screenshot, "PNG")) {
