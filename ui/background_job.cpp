@@ -4,6 +4,9 @@
 #include <QMutex>
 #include <QPointer>
 #include <QThreadPool>
+#include <QTimer>
+
+#include <chrono>
 
 #include "cloq/error.h"
 
@@ -18,7 +21,14 @@ struct BackgroundJob::Shared {
     double fraction = 0;
     std::string step;
     bool progress_pending = false;
+    std::chrono::steady_clock::time_point last_delivery{};  // when the UI last read a progress report
 };
+
+namespace {
+// At most one progress event per this interval reaches the UI thread (a screen refresh or two): a job that reports
+// 100,000 times a second costs the event loop ~30 events a second, however idle the UI thread is.
+constexpr std::chrono::milliseconds kProgressInterval{33};
+}  // namespace
 
 BackgroundJob::BackgroundJob(QString title, QObject* parent)
     : QObject(parent), title_(std::move(title)), shared_(std::make_shared<Shared>()) {
@@ -54,7 +64,17 @@ void BackgroundJob::start(Work work, QThreadPool* pool) {
         shared->step = step;
         if (shared->progress_pending || !shared->job) return;  // coalesce: the pending event reads the latest
         shared->progress_pending = true;
-        QMetaObject::invokeMethod(shared->job, [job = shared->job] { job->deliverProgress(); }, Qt::QueuedConnection);
+        const auto since = std::chrono::steady_clock::now() - shared->last_delivery;
+        const int delay_ms = since >= kProgressInterval
+                                 ? 0
+                                 : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(kProgressInterval - since).count());
+        QMetaObject::invokeMethod(
+            shared->job,
+            [job = shared->job, delay_ms] {
+                if (delay_ms == 0) job->deliverProgress();
+                else QTimer::singleShot(delay_ms, job, [job] { job->deliverProgress(); });
+            },
+            Qt::QueuedConnection);
     };
     (pool ? pool : jobPool())->start([shared, progress, work = std::move(work)] {
         int outcome = 0;  // 0 ok, 1 failed, 2 cancelled
@@ -89,6 +109,7 @@ void BackgroundJob::deliverProgress() {
     {
         QMutexLocker lock(&shared_->mutex);
         shared_->progress_pending = false;
+        shared_->last_delivery = std::chrono::steady_clock::now();
         fraction_ = shared_->fraction;
         step_ = QString::fromStdString(shared_->step);
     }

@@ -1,6 +1,7 @@
 // A long piece of engine work (calibration, whole-model analysis, perplexity, export) run off the UI thread.
 // The work receives a cloq::Progress whose reports reach the UI as coalesced queued signals (the event loop never
-// sees more than one pending progress event per job, however often the engine reports) and whose CancelToken is
+// sees more than one pending progress event per job, and at most one every 33 ms, however often the engine reports)
+// and whose CancelToken is
 // fired by cancel(). Exactly one of succeeded / failed / cancelled is emitted, then finished.
 #pragma once
 #include <QObject>

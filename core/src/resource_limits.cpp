@@ -1,5 +1,7 @@
 #include "cloq/resource_limits.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -130,6 +132,12 @@ double layer_solve_bytes(double out, double in, double rank) {
 }
 
 }  // namespace
+
+double peak_rss_mib() {
+    struct rusage u {};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
 
 std::string format_bytes(uint64_t bytes) {
     char buf[64];

@@ -9,6 +9,7 @@
 //                   [--json FILE] [--markdown FILE]
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include "cloq/model_files.h"
 #include "cloq/perplexity.h"
 #include "cloq/quantized_eval.h"
+#include "cloq/resource_limits.h"
 
 using namespace cloq;
 using Clock = std::chrono::steady_clock;
@@ -68,7 +70,8 @@ int main(int argc, char** argv) {
         LlamaModel fp_model(files);
         const double fp_ppl = perplexity(fp_model, eval_tokens, popt).ppl;
         const double fp_secs = since(t0);
-        std::cerr << "float ppl " << fp_ppl << " (" << fp_secs << " s)\n";
+        const double fp_rss = peak_rss_mib();
+        std::cerr << "float ppl " << fp_ppl << " (" << fp_secs << " s, peak " << fp_rss << " MiB)\n";
 
         CalibrationRequest req;
         req.settings.text_path = opt["calib"];
@@ -77,7 +80,8 @@ int main(int argc, char** argv) {
         t0 = Clock::now();
         const Calibration cal = calibrate(fp_model, req);
         const double cal_secs = since(t0);
-        std::cerr << "calibration " << cal_secs << " s\n";
+        const double cal_rss = peak_rss_mib();
+        std::cerr << "calibration " << cal_secs << " s, peak " << cal_rss << " MiB\n";
 
         nlohmann::json rows = nlohmann::json::array();
         bool order_holds = true;
@@ -95,7 +99,7 @@ int main(int argc, char** argv) {
                     const QuantizedWeights qw(s, init);
                     model.set_weight_transform(qw.transform(cal));
                     const double ppl = perplexity(model, eval_tokens, popt).ppl;
-                    row[to_string(init)] = {{"ppl", ppl}, {"seconds", since(t1)}};
+                    row[to_string(init)] = {{"ppl", ppl}, {"seconds", since(t1)}, {"peak_rss_mib", peak_rss_mib()}};
                     std::cerr << bits << "-bit r" << rank << " " << to_string(init) << ": ppl " << ppl << " ("
                               << since(t1) << " s)\n";
                 }
@@ -107,6 +111,7 @@ int main(int argc, char** argv) {
 
         nlohmann::json all = {{"model", opt["model"]},       {"calib", opt["calib"]},   {"data", opt["data"]},
                               {"float_ppl", fp_ppl},        {"float_seconds", fp_secs}, {"calibration_seconds", cal_secs},
+                              {"float_peak_rss_mib", fp_rss}, {"calibration_peak_rss_mib", cal_rss},
                               {"calib_nsamples", req.settings.nsamples}, {"calib_seqlen", req.settings.seqlen},
                               {"seqlen", popt.seqlen},      {"nsamples", popt.nsamples}, {"rows", rows},
                               {"order_holds", order_holds}};
@@ -131,6 +136,14 @@ int main(int argc, char** argv) {
                           r["cloq"]["seconds"].get<double>(), r["cloq_lt_loftq_lt_zero"].get<bool>() ? "yes" : "**no**");
             md << buf;
         }
+        double peak = cal_rss;
+        for (const auto& r : rows)
+            for (const char* init : {"zero", "loftq", "cloq"}) peak = std::max(peak, r[init]["peak_rss_mib"].get<double>());
+        std::snprintf(buf, sizeof buf,
+                      "\nTime and peak memory per stage: float evaluation %.1f s (peak %.0f MiB), calibration %.1f s "
+                      "(peak %.0f MiB), quantized rows up to peak %.0f MiB (process resident set, a running maximum).\n",
+                      fp_secs, fp_rss, cal_secs, cal_rss, peak);
+        md << buf;
         if (opt.count("markdown")) bench::write_markdown_section(opt["markdown"], "ppl_table:" + opt["name"], md.str());
         std::cout << md.str();
         return 0;

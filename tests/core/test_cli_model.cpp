@@ -188,7 +188,7 @@ private Q_SLOTS:
         std::ifstream in(report);
         const json rep = json::parse(in);
         QCOMPARE(rep["layers"].size(), size_t(7));
-        QVERIFY(rep["stages"]["calibration"]["peak_rss_mb"].get<double>() > 0);
+        QVERIFY(rep["stages"]["calibration"]["peak_rss_mib"].get<double>() > 0);
         for (const auto& l : rep["layers"]) {
             QVERIFY(l["metrics"]["cloq"]["fro"].get<double>() <= l["metrics"]["zero"]["fro"].get<double>());
             QVERIFY(std::abs(l["hlambda_fro"]["cloq"].get<double>() - l["cloq_optimal"].get<double>()) <=

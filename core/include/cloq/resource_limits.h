@@ -49,6 +49,10 @@ void check_calibration_memory(const ModelConfig& c, const CalibSettings& s);
 void check_analysis_memory(const ModelConfig& c, const LayerSettings& s);
 void check_layer_memory(int64_t out_features, int64_t in_features, const LayerSettings& s);
 
+// The process's peak resident memory so far (getrusage ru_maxrss), in MiB: what the benchmarks and `cloq analyze`
+// report after each stage (a running maximum, so a stage's value includes everything before it).
+double peak_rss_mib();
+
 // "12.3 GiB", "512 MiB": for messages.
 std::string format_bytes(uint64_t bytes);
 

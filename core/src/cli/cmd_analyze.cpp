@@ -1,8 +1,6 @@
 // `cloq analyze --model DIR --calib FILE [calibration options] [quantization options] [--layers REGEX]
 //  --out report.json [--csv report.csv]`: every linear layer quantized under one setting and initialized with zero,
 // svd, loftq and cloq, with the discrepancy metrics and timings; the report the GUI's overview shows.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <iomanip>
 #include <nlohmann/json.hpp>
@@ -11,18 +9,11 @@
 #include "cli.h"
 #include "cloq/analysis.h"
 #include "cloq/atomic_file.h"
+#include "cloq/resource_limits.h"
 #include "commands.h"
 #include "model_cli.h"
 
 namespace cloq::cli {
-
-namespace {
-double peak_rss_mb() {
-    struct rusage u {};
-    getrusage(RUSAGE_SELF, &u);
-    return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
-}  // namespace
 
 int cmd_analyze(const Args& args, std::ostream& out, std::ostream& err) {
     std::string model_path, out_json, out_csv, layers, inits_text = "zero,svd,loftq,cloq";
@@ -73,7 +64,7 @@ int cmd_analyze(const Args& args, std::ostream& out, std::ostream& err) {
     req.settings = calib;
     const Calibration cal = run_calibration(*model, req, err);
     const double calib_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double calib_rss = peak_rss_mb();
+    const double calib_rss = peak_rss_mib();
     TerminalProgress bar(err, "analyzing");
     const ModelAnalysis a = analyze_model(*model, cal, opt, bar.progress());
     bar.finish();
@@ -82,8 +73,8 @@ int cmd_analyze(const Args& args, std::ostream& out, std::ostream& err) {
     report["calibration"] = {{"key", cal.key},         {"text", calib.text_path},  {"nsamples", cal.nsamples},
                              {"seqlen", cal.seqlen},   {"seed", calib.seed},       {"sequential", cal.sequential},
                              {"from_cache", cal.from_cache}};
-    report["stages"] = {{"calibration", {{"seconds", calib_secs}, {"peak_rss_mb", calib_rss}}},
-                        {"analysis", {{"seconds", a.seconds}, {"peak_rss_mb", peak_rss_mb()}}}};
+    report["stages"] = {{"calibration", {{"seconds", calib_secs}, {"peak_rss_mib", calib_rss}}},
+                        {"analysis", {{"seconds", a.seconds}, {"peak_rss_mib", peak_rss_mib()}}}};
     write_file_atomic(out_json, report.dump(2) + "\n");
     if (!out_csv.empty()) write_file_atomic(out_csv, to_csv(a));
 
@@ -98,7 +89,7 @@ int cmd_analyze(const Args& args, std::ostream& out, std::ostream& err) {
         out << std::setw(9) << std::fixed << std::setprecision(3) << l.timings.at("total") << std::defaultfloat << "\n";
     }
     out << a.layers.size() << " layers; relative ||X D^T||_F shown. Calibration " << fmt(calib_secs, 3)
-        << " s, analysis " << fmt(a.seconds, 3) << " s, peak memory " << fmt(peak_rss_mb(), 4) << " MB\n"
+        << " s, analysis " << fmt(a.seconds, 3) << " s, peak memory " << fmt(peak_rss_mib(), 4) << " MiB\n"
         << "report: " << out_json << (out_csv.empty() ? "" : ", " + out_csv) << "\n";
     return 0;
 }
