@@ -70,6 +70,7 @@ done
 mkdir -p "$WORK"/{upper,ovlwork,root,in,out}
 cp "$DEB" "$WORK/in/"
 [[ -d $DEMO ]] && cp -r "$DEMO" "$WORK/in/demo-model"
+[[ -f $SHARED/data/tinystories-valid.txt ]] && cp "$SHARED/data/tinystories-valid.txt" "$WORK/in/calib.txt"
 cat >"$WORK/in/inside.sh" <<'INSIDE'
 #!/bin/bash
 # Runs inside the overlay root: install the package like a user would, then start both programs.
@@ -91,7 +92,7 @@ if cloq --help | grep -q '^  info '; then
   [[ -s /out/info.txt ]] || { echo "inside: cloq info printed nothing"; exit 1; }
 fi
 if [[ $gui == ON ]]; then
-  QT_QPA_PLATFORM=offscreen cloq-studio --model /in/demo-model --screenshot /out/screenshot.png >/out/studio.log 2>&1 \
+  QT_QPA_PLATFORM=offscreen cloq-studio --model /in/demo-model --calib-text /in/calib.txt --screenshot /out/screenshot.png >/out/studio.log 2>&1 \
     || { cat /out/studio.log; echo "inside: cloq-studio --screenshot failed"; exit 1; }
   [[ -s /out/screenshot.png ]] || { echo "inside: cloq-studio wrote no screenshot"; exit 1; }
 fi

@@ -159,7 +159,8 @@ private Q_SLOTS:
         QVERIFY(test::rel_diff(row->cloq.fro_rel, r.cloq.fro_rel) < 1e-15);
     }
 
-    // Moving the rank slider redraws from the cached solver in < 100 ms; the charts' series are the engine's.
+    // Moving the rank slider redraws from the cached solver (the time is printed; rankAndSplitRedrawUnder100ms
+    // checks the median); the charts' series are the engine's.
     void rankSliderUpdatesCharts() {
         SettingsPanel* panel = w_->settingsPanel();
         const int before = panel->rankSpin()->value();
@@ -174,7 +175,6 @@ private Q_SLOTS:
         const qint64 first_redraw = t.elapsed();
         qInfo("rank %d -> %d: first redraw after %lld ms (worker %.1f ms, chart update %.1f ms)", before, rank,
               static_cast<long long>(first_redraw), w_->currentReport().total_ms, w_->lastRedrawMs());
-        QVERIFY2(w_->lastRedrawMs() < 100, qPrintable(QString("chart update took %1 ms").arg(w_->lastRedrawMs())));
         QVERIFY(wait_final(*w_));
         QCOMPARE(w_->currentReport().settings.rank, rank);
         QCOMPARE(panel->rankSpin()->value(), rank);
@@ -204,16 +204,14 @@ private Q_SLOTS:
         QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(3, InitMethod::Loftq), ref->metrics(InitMethod::Loftq).fro_rel) < 1e-12);
     }
 
-    // Switching the split changes the factors, not their product: every discrepancy stays; redraw < 100 ms.
+    // Switching the split changes the factors, not their product: every discrepancy stays.
     void switchSplit() {
         const double cloq_before = w_->currentReport().cloq.fro_rel;
         QComboBox* split = w_->settingsPanel()->splitBox();
         QSignalSpy shown(w_.get(), &MainWindow::layerReportShown);
-        QElapsedTimer t;
-        t.start();
         split->setCurrentIndex(split->findData(static_cast<int>(Split::UVs)));
         QVERIFY(shown.wait(10000));
-        QVERIFY2(w_->lastRedrawMs() < 100, qPrintable(QString("chart update took %1 ms").arg(w_->lastRedrawMs())));
+        qInfo("split -> u-vs: chart update %.1f ms", w_->lastRedrawMs());
         QVERIFY(wait_final(*w_));
         QCOMPARE(w_->currentReport().settings.split, Split::UVs);
         QVERIFY(test::rel_diff(w_->currentReport().cloq.fro_rel, cloq_before) < 1e-9);
@@ -251,10 +249,10 @@ private Q_SLOTS:
     void changeBitsInBackground() {
         const double zero2 = w_->currentReport().zero.fro_rel;
         QComboBox* bits = w_->settingsPanel()->bitsBox();
-        QElapsedTimer t;
-        t.start();
         bits->setCurrentIndex(bits->findData(3));
-        QVERIFY2(t.elapsed() < 100, "changing bits must not block the UI thread");
+        // The re-quantization runs on the worker: when the control's change returns, the UI thread has not yet
+        // received a 3-bit report (it arrives through the event loop), so nothing was solved on the UI thread.
+        QCOMPARE(w_->currentReport().settings.quant.bits, 2);
         QVERIFY(wait_final(*w_));
         QCOMPARE(w_->currentReport().settings.quant.bits, 3);
         QVERIFY(w_->currentReport().zero.fro_rel < zero2);
