@@ -1,22 +1,19 @@
 #!/usr/bin/env bash
 # Stage of packaging/run-tests.sh: bounded libFuzzer runs of every parser (tests/fuzz/fuzz_*.cpp), built with clang
-# (-fsanitize=fuzzer,address,undefined) in their own build folder.
+# (-fsanitize=fuzzer,address,undefined) in the instrumented tree the sanitizer stage shares
+# (packaging/configure-sanitized.sh).
 #   1. replays each committed corpus (tests/fuzz/corpus/<target>/, which includes past findings) once via CTest;
-#   2. fuzzes each target for FUZZ_SECONDS (default 45) from a scratch copy of its corpus, JOBS targets at a time;
+#   2. fuzzes each target for FUZZ_SECONDS (default 30) from a scratch copy of its corpus, JOBS targets at a time;
 #   3. fails on any crash, sanitizer report, leak, timeout or out-of-memory, naming the saved input.
 # Prints executions per target and in total. FUZZ_SECONDS=0 does only the replay.
 # New inputs found while fuzzing stay in the scratch copy (BUILD/fuzz-work); they are not added to the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
-BUILD=${BUILD_FUZZ:-build-fuzz}
 JOBS=${JOBS:-$(nproc)}
-FUZZ_SECONDS=${FUZZ_SECONDS:-45}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/cloq-ccache}
-
-command -v clang++ >/dev/null || { echo "fuzz-tests: clang++ not found (packaging/install-deps.sh installs it)" >&2; exit 1; }
-CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOQ_FUZZ=ON \
-  -DCLOQ_BUILD_GUI=OFF -DCLOQ_BUILD_BENCH=OFF >/dev/null
+BUILD=$(bash packaging/configure-sanitized.sh)  # the tree the sanitizer stage built: only the fuzzers are new
 cmake --build "$BUILD" -j"$JOBS" --target fuzzers
 
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:${ASAN_OPTIONS_EXTRA:-}"

@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
 # Stage of packaging/run-tests.sh: the engine and its unit tests built with AddressSanitizer + UndefinedBehavior-
-# Sanitizer (gcc, -DCLOQ_SANITIZE=ON, GUI off) in their own build folder, running the parser/numerics/writer suites
+# Sanitizer (clang, -DCLOQ_SANITIZE=ON, GUI off) in the instrumented tree that the fuzz stage shares
+# (packaging/configure-sanitized.sh), running the parser/writer/engine suites
 # (SUITES below) except `slow` ones. Any sanitizer report fails the suite that triggered it (UBSan aborts: -fno-sanitize-recover).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD_ASAN:-build-asan}
 JOBS=${JOBS:-$(nproc)}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/cloq-ccache}
-
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOQ_SANITIZE=ON -DCLOQ_BUILD_GUI=OFF \
-      -DCLOQ_BUILD_BENCH=OFF >/dev/null
-# The suites that exercise the parsers, the numerics and the file writers — where memory errors and UB would live.
-# Building every suite sanitized costs as much CPU as the main build again, more than CI's 45 minutes allow.
-SUITES=(safetensors npy gguf tokenizer_spm tokenizer_bpe profile hostile_inputs quant_int gptq magr nf_quant lowrank
-        metrics layer_solver cli_layer atomic_file gptq_pack peft_export gptq_checkpoint model_files llama_model)
+BUILD=$(bash packaging/configure-sanitized.sh)
+# The suites that exercise the parsers, the file writers and the engine end to end (cli_layer runs GPTQ, every init
+# and the metrics through `cloq layer`) — where memory errors and UB would live. The float64 Eigen comparisons
+# (lowrank, metrics, layer_solver, magr) stay out: they are the slowest suites to compile and add no parser code.
+SUITES=(safetensors npy gguf tokenizer_spm tokenizer_bpe profile hostile_inputs quant_int gptq nf_quant cli_layer
+        atomic_file gptq_pack peft_export gptq_checkpoint model_files llama_model)
 targets=() regex=""
 for s in "${SUITES[@]}"; do targets+=("core_test_$s"); regex+="${regex:+|}^core_test_$s\$"; done
 cmake --build "$BUILD" -j"$JOBS" --target cloq "${targets[@]}"
