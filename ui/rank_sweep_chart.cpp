@@ -38,7 +38,7 @@ RankSweepChart::RankSweepChart(QWidget* parent) : ChartPanel(parent) {
     cloq_ = new QLineSeries();
     cloq_->setName("CLoQ");
     loftq_ = new QLineSeries();
-    loftq_->setName("LoftQ (same Q)");
+    loftq_->setName("LoftQ");  // on its own Q, kept fixed across ranks (the caption says so); short enough for 1280 px
     svd_ = new QLineSeries();
     svd_->setName("SVD of W−Q");
     marker_ = new QLineSeries();
