@@ -114,8 +114,8 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     loftqIters_->setToolTip("Alternating steps T of LoftQ (5 in the LoftQ and CLoQ papers, 1 is PEFT's default).");
     lform->addRow("&Iterations:", loftqIters_);
     loftqQuant_ = new QComboBox(lbox);
-    loftqQuant_->addItem("INT, round-to-nearest", static_cast<int>(LoftqQuant::Int));
-    loftqQuant_->addItem("NF (QLoRA normal float)", static_cast<int>(LoftqQuant::Nf));
+    loftqQuant_->addItem("INT (RTN)", static_cast<int>(LoftqQuant::Int));
+    loftqQuant_->addItem("NF (QLoRA)", static_cast<int>(LoftqQuant::Nf));
     loftqQuant_->setToolTip("LoftQ's inner quantizer: CLoQ's INT grid (bits, group) with round-to-nearest — LoftQ is "
                             "data-free, so no GPTQ/MagR — or QLoRA's NF4/NF2.");
     lform->addRow("Q&uantizer:", loftqQuant_);
