@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_SAN:-build-san}
 command -v clang++ >/dev/null || { echo "configure-sanitized: clang++ not found (packaging/install-deps.sh installs it)" >&2; exit 1; }
-export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/cloq-ccache}
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOQ_SANITIZE=ON \
   -DCLOQ_FUZZ=ON -DCLOQ_BUILD_GUI=OFF -DCLOQ_BUILD_BENCH=OFF >/dev/null
 echo "$BUILD"

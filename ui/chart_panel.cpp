@@ -1,7 +1,9 @@
 #include "chart_panel.h"
 
+#include <QBoxLayout>
 #include <QEvent>
 #include <QFileInfo>
+#include <QLabel>
 #include <QPainter>
 #include <QSvgGenerator>
 #include <QtCharts/QChart>
@@ -24,6 +26,23 @@ QChartView* ChartPanel::makeView(QChart* chart, QWidget* parent) {
     view->setMinimumSize(120, 110);  // small: the playground fits three charts beside its controls
     view->setFocusPolicy(Qt::NoFocus);
     return view;
+}
+
+QLabel* ChartPanel::addCaption(QBoxLayout* layout) {
+    auto* caption = new QLabel(this);
+    caption->setWordWrap(true);
+    caption->setTextFormat(Qt::RichText);
+    layout->addWidget(caption);
+    return caption;
+}
+
+void ChartPanel::attachAxes(QChart* chart, QAbstractAxis* x, QAbstractAxis* y) {
+    chart->addAxis(x, Qt::AlignBottom);
+    chart->addAxis(y, Qt::AlignLeft);
+    for (QAbstractSeries* s : chart->series()) {
+        s->attachAxis(x);
+        s->attachAxis(y);
+    }
 }
 
 void save_widget_image(QWidget* widget, const QString& path) {

@@ -3,8 +3,11 @@
 #include <QString>
 #include <QWidget>
 
+class QAbstractAxis;
+class QBoxLayout;
 class QChart;
 class QChartView;
+class QLabel;
 class QValueAxis;
 
 namespace cloq::ui {
@@ -20,6 +23,10 @@ protected:
     void changeEvent(QEvent* event) override;
     // A chart view with the project's defaults (antialiasing, no rubber band, tooltips enabled).
     static QChartView* makeView(QChart* chart, QWidget* parent);
+    // The word-wrapped rich-text caption above a chart (the sentence that gives its numbers), added to `layout`.
+    QLabel* addCaption(QBoxLayout* layout);
+    // Adds `x` at the bottom and `y` at the left of `chart` and attaches every series the chart holds to both.
+    static void attachAxes(QChart* chart, QAbstractAxis* x, QAbstractAxis* y);
 };
 
 // Saves any widget as .png (pixels as shown) or .svg (vector, through QSvgGenerator). Throws cloq::Error naming

@@ -40,12 +40,9 @@ DiscrepancyChart::DiscrepancyChart(QWidget* parent) : ChartPanel(parent) {
     setObjectName("discrepancyChart");
     auto* outer = new QVBoxLayout(this);
     outer->setContentsMargins(4, 4, 4, 4);
-    summary_ = new QLabel(this);
+    summary_ = addCaption(outer);
     summary_->setObjectName("discrepancySummary");
-    summary_->setWordWrap(true);
-    summary_->setTextFormat(Qt::RichText);
     summary_->setToolTip("How much of the output error ‖X(Q+BA−W)ᵀ‖ each initialization leaves, on calibration data");
-    outer->addWidget(summary_);
     legend_ = new QWidget(this);
     legend_->setMinimumWidth(120);  // may clip in a very narrow column rather than widen the whole window
     outer->addWidget(legend_);

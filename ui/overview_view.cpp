@@ -32,10 +32,7 @@ OverviewView::OverviewView(QWidget* parent) : ChartPanel(parent) {
     top->addWidget(analyze_);
     top->addWidget(analysisState_, 1);
     layout->addLayout(top);
-    caption_ = new QLabel(this);
-    caption_->setWordWrap(true);
-    caption_->setTextFormat(Qt::RichText);
-    layout->addWidget(caption_);
+    caption_ = addCaption(layout);
 
     auto* split = new QSplitter(Qt::Vertical, this);
     chart_ = new QChart();
@@ -59,11 +56,8 @@ OverviewView::OverviewView(QWidget* parent) : ChartPanel(parent) {
     y_ = new QValueAxis();
     y_->setTitleText("relative discrepancy");
     y_->setLabelFormat("%.3g");
-    chart_->addAxis(x_, Qt::AlignBottom);
-    chart_->addAxis(y_, Qt::AlignLeft);
+    attachAxes(chart_, x_, y_);
     for (QLineSeries* s : {zero_, loftq_, cloq_}) {
-        s->attachAxis(x_);
-        s->attachAxis(y_);
         connect(s, &QLineSeries::clicked, this, [this](const QPointF& p) {
             const int i = nearest(p.x());
             if (i >= 0) Q_EMIT layerClicked(names_[i]);

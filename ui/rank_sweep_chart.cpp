@@ -28,10 +28,7 @@ RankSweepChart::RankSweepChart(QWidget* parent) : ChartPanel(parent) {
     setObjectName("rankSweepChart");
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(4, 4, 4, 4);
-    caption_ = new QLabel(this);
-    caption_->setWordWrap(true);
-    caption_->setTextFormat(Qt::RichText);
-    layout->addWidget(caption_);
+    caption_ = addCaption(layout);
 
     chart_ = new QChart();
     chart_->setTitle("‖X(Q+BA−W)ᵀ‖_F / ‖XWᵀ‖_F against rank");
@@ -55,12 +52,7 @@ RankSweepChart::RankSweepChart(QWidget* parent) : ChartPanel(parent) {
     y_ = new QValueAxis();
     y_->setTitleText("relative discrepancy");
     y_->setLabelFormat("%.3g");
-    chart_->addAxis(x_, Qt::AlignBottom);
-    chart_->addAxis(y_, Qt::AlignLeft);
-    for (QAbstractSeries* s : chart_->series()) {
-        s->attachAxis(x_);
-        s->attachAxis(y_);
-    }
+    attachAxes(chart_, x_, y_);
     chart_->legend()->setAlignment(Qt::AlignBottom);
     for (QLegendMarker* m : chart_->legend()->markers(chosen_)) m->setVisible(false);
     auto* view = makeView(chart_, this);

@@ -48,10 +48,7 @@ SpectrumChart::SpectrumChart(QWidget* parent) : ChartPanel(parent) {
     setObjectName("spectrumChart");
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(4, 4, 4, 4);
-    caption_ = new QLabel(this);
-    caption_->setWordWrap(true);
-    caption_->setTextFormat(Qt::RichText);
-    layout->addWidget(caption_);
+    caption_ = addCaption(layout);
     chart_ = new QChart();
     chart_->setTitle("Singular values of R·ΔWᵀ (CLoQ truncates) and ΔW = W − Q (LoftQ)");
     cloq_ = new QLineSeries();
@@ -69,12 +66,7 @@ SpectrumChart::SpectrumChart(QWidget* parent) : ChartPanel(parent) {
     y_->setBase(10);
     y_->setLabelFormat("%g");  // 1, 0.1, 0.01, 0.001, 1e-04
     y_->setMinorTickCount(8);
-    chart_->addAxis(x_, Qt::AlignBottom);
-    chart_->addAxis(y_, Qt::AlignLeft);
-    for (QAbstractSeries* s : chart_->series()) {
-        s->attachAxis(x_);
-        s->attachAxis(y_);
-    }
+    attachAxes(chart_, x_, y_);
     chart_->legend()->setAlignment(Qt::AlignBottom);
     auto* view = makeView(chart_, this);
     view->setToolTip("A steeper curve means the first r directions hold more of the error: CLoQ's rank-r "

@@ -83,7 +83,7 @@ nlohmann::json bench_shape(const Shape& sh, bool paper_route) {
     // The GUI's layer view first draws the rank sweep 0..max(256, 2r) (which computes those singular vectors once),
     // then the user drags the rank slider and flips the split: each move is update() + init() on the cached solver.
     t0 = Clock::now();
-    const auto sweep = solver.rank_sweep(InitMethod::Cloq, 256);
+    (void)solver.rank_sweep(InitMethod::Cloq, 256);
     t["rank_sweep_0_256"] = since(t0);
     const auto change = [&](LayerSettings ns) {
         const auto c0 = Clock::now();
