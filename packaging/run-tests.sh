@@ -24,6 +24,7 @@ stage deps bash packaging/install-deps.sh
 CLOQ_SMOLLM2_GGUF=${CLOQ_SMOLLM2_GGUF:-$(bash packaging/fetch-smollm2.sh)}  # a failed fetch stops here (set -e)
 export CLOQ_SMOLLM2_GGUF
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/cloq-ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-4G}  # precompiled torch headers are ~0.6 GB each; keep the cache bounded
 stage configure cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOQ_PACKAGE_TEST=ON
 stage build cmake --build "$BUILD" -j"$JOBS"
 stage tests ctest --test-dir "$BUILD" --output-on-failure -j"$JOBS" -LE package
