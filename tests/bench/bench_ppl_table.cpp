@@ -1,16 +1,19 @@
-// bench_ppl_table: the bits × rank × init → perplexity table of a real model (issues 4 and 9), with the time each
-// quantized model took to build. Calibrates once (cached like every other command), then for every setting
+// bench_ppl_table: the bits × rank × base quantizer × init → perplexity table of a real model (issues 4 and 9), with
+// the time each quantized model took to build. Calibrates once (cached like every other command), then for every setting
 // quantizes all linear layers, initializes the adapter with zero / LoftQ (T=5) / CLoQ, folds Q + B·A into the
 // model and measures perplexity on the evaluation windows. Writes JSON and a markdown table into the section
 // `<!-- ppl_table:NAME -->` of a markdown file (README.md), and reports whether CLoQ < LoftQ < zero held.
 //
 //   bench_ppl_table --model M --calib TEXT --data TEXT --name NAME [--bits 2,3] [--ranks 16,64] [--group 64]
 //                   [--calib-nsamples 32] [--calib-seqlen 256] [--seqlen 256] [--nsamples 32]
-//                   [--json FILE] [--markdown FILE]
+//                   [--quantizers gptq,rtn] [--json FILE] [--markdown FILE]
+// --quantizers lists the bases for zero and CLoQ (GPTQ is the paper's; RTN is LoftQ's data-free grid, so that row
+// compares the three inits on the same kind of base). LoftQ quantizes inside its own loop: one run per bits × rank.
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -41,12 +44,25 @@ std::vector<int> int_list(const std::string& s) {
     return v;
 }
 
+// Perplexities span 5 to 10⁶ at 2 bits: 4 significant digits below 10⁴, then mantissa·10^k ("1.21e6").
+std::string fmt_ppl(double v) {
+    char buf[32];
+    if (v < 1e4) {
+        std::snprintf(buf, sizeof buf, v < 10 ? "%.3f" : v < 100 ? "%.2f" : v < 1000 ? "%.1f" : "%.0f", v);
+    } else {
+        const int e = static_cast<int>(std::floor(std::log10(v)));
+        std::snprintf(buf, sizeof buf, "%.2fe%d", v / std::pow(10.0, e), e);
+    }
+    return buf;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::map<std::string, std::string> opt = {{"bits", "2,3"},          {"ranks", "16,64"},      {"group", "64"},
                                               {"calib-nsamples", "32"}, {"calib-seqlen", "256"}, {"seqlen", "256"},
-                                              {"nsamples", "32"},       {"name", "model"}};
+                                              {"nsamples", "32"},       {"name", "model"},
+                                              {"quantizers", "gptq"}};
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
         if (k.rfind("--", 0) != 0) {
@@ -85,6 +101,23 @@ int main(int argc, char** argv) {
 
         nlohmann::json rows = nlohmann::json::array();
         bool order_holds = true;
+        std::vector<QuantMethod> bases;
+        {
+            std::stringstream ss(opt["quantizers"]);
+            for (std::string item; std::getline(ss, item, ',');) bases.push_back(parse_quant_method(item));
+        }
+        // One quantized model: build, evaluate, record ppl / time / peak memory under row[key].
+        auto measure = [&](const LayerSettings& s, InitMethod init, nlohmann::json& row, const std::string& key) {
+            const auto t1 = Clock::now();
+            LlamaModel model(files);
+            const QuantizedWeights qw(s, init);
+            model.set_weight_transform(qw.transform(cal));
+            const double ppl = perplexity(model, eval_tokens, popt).ppl;
+            row[key] = {{"ppl", ppl}, {"seconds", since(t1)}, {"peak_rss_mib", peak_rss_mib()}};
+            std::cerr << s.quant.bits << "-bit r" << s.rank << " "
+                      << (init == InitMethod::Loftq ? std::string() : to_string(s.method) + " ") << key << ": ppl "
+                      << ppl << " (" << since(t1) << " s)\n";
+        };
         for (int bits : int_list(opt["bits"]))
             for (int rank : int_list(opt["ranks"])) {
                 LayerSettings s;
@@ -92,21 +125,19 @@ int main(int argc, char** argv) {
                 s.quant.group = std::stoi(opt["group"]);
                 s.rank = rank;
                 s.loftq_iters = 5;
-                nlohmann::json row = {{"bits", bits}, {"group", s.quant.group}, {"rank", rank}};
-                for (InitMethod init : {InitMethod::Zero, InitMethod::Loftq, InitMethod::Cloq}) {
-                    const auto t1 = Clock::now();
-                    LlamaModel model(files);
-                    const QuantizedWeights qw(s, init);
-                    model.set_weight_transform(qw.transform(cal));
-                    const double ppl = perplexity(model, eval_tokens, popt).ppl;
-                    row[to_string(init)] = {{"ppl", ppl}, {"seconds", since(t1)}, {"peak_rss_mib", peak_rss_mib()}};
-                    std::cerr << bits << "-bit r" << rank << " " << to_string(init) << ": ppl " << ppl << " ("
-                              << since(t1) << " s)\n";
+                nlohmann::json loftq;
+                measure(s, InitMethod::Loftq, loftq, "loftq");  // its own RTN grid: independent of the base
+                for (QuantMethod base : bases) {
+                    s.method = base;
+                    nlohmann::json row = {{"bits", bits}, {"group", s.quant.group}, {"rank", rank},
+                                          {"quantizer", to_string(base)}, {"loftq", loftq["loftq"]}};
+                    measure(s, InitMethod::Zero, row, "zero");
+                    measure(s, InitMethod::Cloq, row, "cloq");
+                    const double z = row["zero"]["ppl"], l = row["loftq"]["ppl"], c = row["cloq"]["ppl"];
+                    row["cloq_lt_loftq_lt_zero"] = c < l && l < z;
+                    order_holds = order_holds && c < l && l < z;
+                    rows.push_back(row);
                 }
-                const double z = row["zero"]["ppl"], l = row["loftq"]["ppl"], c = row["cloq"]["ppl"];
-                row["cloq_lt_loftq_lt_zero"] = c < l && l < z;
-                order_holds = order_holds && c < l && l < z;
-                rows.push_back(row);
             }
 
         nlohmann::json all = {{"model", opt["model"]},       {"calib", opt["calib"]},   {"data", opt["data"]},
@@ -122,19 +153,24 @@ int main(int argc, char** argv) {
         md << "Perplexity on the first " << popt.nsamples << " windows of " << popt.seqlen << " tokens of `"
            << opt["data"].substr(opt["data"].find_last_of('/') + 1) << "`; calibration " << req.settings.nsamples
            << " × " << req.settings.seqlen << " tokens of `" << opt["calib"].substr(opt["calib"].find_last_of('/') + 1)
-           << "` (seed 0, " << std::to_string(static_cast<int>(cal_secs + 0.5)) << " s). GPTQ base, asymmetric INT, group " << opt["group"]
-           << "; LoftQ T = 5 (data-free INT on the same grid). Time = quantize + initialize every linear layer + "
-              "evaluate, on this machine. Generated by `tests/bench/bench_ppl_table`.\n\n";
-        std::snprintf(buf, sizeof buf, "| bits | rank | float | zero (QLoRA) | LoftQ T=5 | CLoQ | CLoQ < LoftQ < zero |\n"
-                                       "|---|---|---:|---:|---:|---:|:---:|\n");
-        md << buf;
+           << "` (seed 0, " << std::to_string(static_cast<int>(cal_secs + 0.5)) << " s). Asymmetric INT, group "
+           << opt["group"] << "; base = the quantizer of zero and CLoQ (GPTQ with the calibration H, or data-free "
+              "RTN); LoftQ T = 5 is data-free INT on the same grid (its own alternating RTN + SVD, the same in every "
+              "base's row). Time = quantize + initialize every linear layer + evaluate, on this machine. Generated "
+              "by `tests/bench/bench_ppl_table`.\n\n";
+        md << "| bits | rank | base | float | zero (QLoRA) | LoftQ T=5 | CLoQ | CLoQ < LoftQ < zero |\n"
+              "|---|---|---|---:|---:|---:|---:|:---:|\n";
         for (const auto& r : rows) {
-            std::snprintf(buf, sizeof buf, "| %d | %d | %.3f | %.3f (%.0f s) | %.3f (%.0f s) | **%.3f** (%.0f s) | %s |\n",
-                          r["bits"].get<int>(), r["rank"].get<int>(), fp_ppl, r["zero"]["ppl"].get<double>(),
-                          r["zero"]["seconds"].get<double>(), r["loftq"]["ppl"].get<double>(),
-                          r["loftq"]["seconds"].get<double>(), r["cloq"]["ppl"].get<double>(),
-                          r["cloq"]["seconds"].get<double>(), r["cloq_lt_loftq_lt_zero"].get<bool>() ? "yes" : "**no**");
-            md << buf;
+            auto cell = [&](const char* init, bool bold) {
+                const auto& c = r[init];
+                return (bold ? "**" : "") + fmt_ppl(c["ppl"].get<double>()) + (bold ? "**" : "") + " (" +
+                       std::to_string(static_cast<int>(c["seconds"].get<double>() + 0.5)) + " s)";
+            };
+            std::string base = r["quantizer"].get<std::string>();
+            std::transform(base.begin(), base.end(), base.begin(), ::toupper);
+            md << "| " << r["bits"].get<int>() << " | " << r["rank"].get<int>() << " | " << base << " | "
+               << fmt_ppl(fp_ppl) << " | " << cell("zero", false) << " | " << cell("loftq", false) << " | "
+               << cell("cloq", true) << " | " << (r["cloq_lt_loftq_lt_zero"].get<bool>() ? "yes" : "**no**") << " |\n";
         }
         double peak = cal_rss;
         for (const auto& r : rows)

@@ -5,17 +5,21 @@
 // cloq-test-timeout: 900
 #include <QtTest/QtTest>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 
+#include "cloq/calibration.h"
 #include "cloq/error.h"
 #include "cloq/gguf.h"
 #include "cloq/gguf_model.h"
 #include "cloq/llama_model.h"
 #include "cloq/model_files.h"
 #include "cloq/perplexity.h"
+#include "cloq/quantized_eval.h"
 #include "cloq/safetensors.h"
 #include "test_gguf_writer.h"
 #include "test_support.h"
@@ -263,6 +267,37 @@ private Q_SLOTS:
               nll_raw, std::exp(nll_raw));
         QVERIFY(nll < 3.0);
         QVERIFY(nll_raw > nll + 0.5);  // measured: 2.20 vs 3.13
+    }
+
+    // The README's SmolLM2 row 3-bit g64 r16 on the RTN base (calibration 32 × 256 TinyStories, evaluation the first
+    // 32 × 256 windows of WikiText-2): CLoQ < LoftQ T=5 < zero, all three on a round-to-nearest grid. (With the
+    // GPTQ base the order fails on this model; README.md says why.) Measured: 84.44 < 94.85 < 141.3.
+    void initOrderOnRtnBase() {
+        LlamaModel fp(model_);
+        CalibrationRequest req;
+        req.settings.text_path = cloq::test::tinystories_path();
+        req.settings.nsamples = 32;
+        req.settings.seqlen = 256;
+        const Calibration cal = calibrate(fp, req);
+        const auto tokens = tokenize_file(*model_.tokenizer, cloq::test::wikitext_path());
+        LayerSettings s;
+        s.quant.bits = 3;
+        s.quant.group = 64;
+        s.rank = 16;
+        s.method = QuantMethod::Rtn;
+        s.loftq_iters = 5;
+        std::map<InitMethod, double> ppl;
+        for (InitMethod init : {InitMethod::Zero, InitMethod::Loftq, InitMethod::Cloq}) {
+            const auto t0 = std::chrono::steady_clock::now();
+            LlamaModel model(model_);
+            const QuantizedWeights qw(s, init);
+            model.set_weight_transform(qw.transform(cal));
+            ppl[init] = perplexity(model, tokens, {256, 32}).ppl;
+            qInfo("3-bit g64 r16 RTN base, %s: ppl %.3f (%.1f s)", to_string(init).c_str(), ppl[init],
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        QVERIFY(ppl[InitMethod::Cloq] < ppl[InitMethod::Loftq]);
+        QVERIFY(ppl[InitMethod::Loftq] < ppl[InitMethod::Zero]);
     }
 };
 
