@@ -6,7 +6,7 @@
 //
 //   bench_ppl_table --model M --calib TEXT --data TEXT --name NAME [--bits 2,3] [--ranks 16,64] [--group 64]
 //                   [--calib-nsamples 32] [--calib-seqlen 256] [--seqlen 256] [--nsamples 32]
-//                   [--quantizers gptq,rtn] [--json FILE] [--markdown FILE]
+//                   [--quantizers gptq,rtn] [--damp 0.01] [--json FILE] [--markdown FILE]
 // --quantizers lists the bases for zero and CLoQ (GPTQ is the paper's; RTN is LoftQ's data-free grid, so that row
 // compares the three inits on the same kind of base). LoftQ quantizes inside its own loop: one run per bits × rank.
 #include <torch/torch.h>
@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     std::map<std::string, std::string> opt = {{"bits", "2,3"},          {"ranks", "16,64"},      {"group", "64"},
                                               {"calib-nsamples", "32"}, {"calib-seqlen", "256"}, {"seqlen", "256"},
                                               {"nsamples", "32"},       {"name", "model"},
-                                              {"quantizers", "gptq"}};
+                                              {"quantizers", "gptq"},   {"damp", "0.01"}};
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
         if (k.rfind("--", 0) != 0) {
@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
                 s.quant.group = std::stoi(opt["group"]);
                 s.rank = rank;
                 s.loftq_iters = 5;
+                s.damp = std::stod(opt["damp"]);  // GPTQ's dampening, a fraction of mean(diag H)
                 nlohmann::json loftq;
                 measure(s, InitMethod::Loftq, loftq, "loftq");  // its own RTN grid: independent of the base
                 for (QuantMethod base : bases) {
@@ -143,7 +144,7 @@ int main(int argc, char** argv) {
         nlohmann::json all = {{"model", opt["model"]},       {"calib", opt["calib"]},   {"data", opt["data"]},
                               {"float_ppl", fp_ppl},        {"float_seconds", fp_secs}, {"calibration_seconds", cal_secs},
                               {"float_peak_rss_mib", fp_rss}, {"calibration_peak_rss_mib", cal_rss},
-                              {"calib_nsamples", req.settings.nsamples}, {"calib_seqlen", req.settings.seqlen},
+                              {"gptq_damp", std::stod(opt["damp"])}, {"calib_nsamples", req.settings.nsamples}, {"calib_seqlen", req.settings.seqlen},
                               {"seqlen", popt.seqlen},      {"nsamples", popt.nsamples}, {"rows", rows},
                               {"order_holds", order_holds}};
         if (opt.count("json")) write_file_atomic(opt["json"], all.dump(2) + "\n");
@@ -154,8 +155,8 @@ int main(int argc, char** argv) {
            << opt["data"].substr(opt["data"].find_last_of('/') + 1) << "`; calibration " << req.settings.nsamples
            << " × " << req.settings.seqlen << " tokens of `" << opt["calib"].substr(opt["calib"].find_last_of('/') + 1)
            << "` (seed 0, " << std::to_string(static_cast<int>(cal_secs + 0.5)) << " s). Asymmetric INT, group "
-           << opt["group"] << "; base = the quantizer of zero and CLoQ (GPTQ with the calibration H, or data-free "
-              "RTN); LoftQ T = 5 is data-free INT on the same grid (its own alternating RTN + SVD, the same in every "
+           << opt["group"] << "; base = the quantizer of zero and CLoQ (GPTQ with the calibration H, dampening "
+           << opt["damp"] << " × mean diag H, or data-free RTN); LoftQ T = 5 is data-free INT on the same grid (its own alternating RTN + SVD, the same in every "
               "base's row). Time = quantize + initialize every linear layer + evaluate, on this machine. Generated "
               "by `tests/bench/bench_ppl_table`.\n\n";
         md << "| bits | rank | base | float | zero (QLoRA) | LoftQ T=5 | CLoQ | CLoQ < LoftQ < zero |\n"
