@@ -76,4 +76,13 @@ BlockQuantizer QuantizedWeights::block_quantizer(const ModelConfig& c) const {
     };
 }
 
+PerplexityResult quantized_perplexity(const ModelFiles& files, const LayerSettings& s, InitMethod init,
+                                      const Calibration& cal, const std::vector<int32_t>& tokens,
+                                      const PerplexityOptions& opt) {
+    LlamaModel model(files);
+    const QuantizedWeights qw(s, init);
+    model.set_weight_transform(qw.transform(cal));
+    return perplexity(model, tokens, opt);
+}
+
 }  // namespace cloq

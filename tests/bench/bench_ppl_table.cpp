@@ -37,11 +37,17 @@ using Clock = std::chrono::steady_clock;
 namespace {
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::vector<int> int_list(const std::string& s) {
-    std::vector<int> v;
+// "2,3" -> {"2", "3"}, each item converted by `parse`.
+template <typename T, typename Parse>
+std::vector<T> parse_list(const std::string& s, Parse parse) {
+    std::vector<T> v;
     std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');) v.push_back(std::stoi(item));
+    for (std::string item; std::getline(ss, item, ',');) v.push_back(parse(item));
     return v;
+}
+
+std::vector<int> int_list(const std::string& s) {
+    return parse_list<int>(s, [](const std::string& i) { return std::stoi(i); });
 }
 
 // Perplexities span 5 to 10⁶ at 2 bits: 4 significant digits below 10⁴, then mantissa·10^k ("1.21e6").
@@ -101,18 +107,12 @@ int main(int argc, char** argv) {
 
         nlohmann::json rows = nlohmann::json::array();
         bool order_holds = true;
-        std::vector<QuantMethod> bases;
-        {
-            std::stringstream ss(opt["quantizers"]);
-            for (std::string item; std::getline(ss, item, ',');) bases.push_back(parse_quant_method(item));
-        }
+        const auto bases = parse_list<QuantMethod>(opt["quantizers"], parse_quant_method);
+        const double damp = std::stod(opt["damp"]);  // GPTQ's dampening, a fraction of mean(diag H)
         // One quantized model: build, evaluate, record ppl / time / peak memory under row[key].
         auto measure = [&](const LayerSettings& s, InitMethod init, nlohmann::json& row, const std::string& key) {
             const auto t1 = Clock::now();
-            LlamaModel model(files);
-            const QuantizedWeights qw(s, init);
-            model.set_weight_transform(qw.transform(cal));
-            const double ppl = perplexity(model, eval_tokens, popt).ppl;
+            const double ppl = quantized_perplexity(files, s, init, cal, eval_tokens, popt).ppl;
             row[key] = {{"ppl", ppl}, {"seconds", since(t1)}, {"peak_rss_mib", peak_rss_mib()}};
             std::cerr << s.quant.bits << "-bit r" << s.rank << " "
                       << (init == InitMethod::Loftq ? std::string() : to_string(s.method) + " ") << key << ": ppl "
@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
                 s.quant.group = std::stoi(opt["group"]);
                 s.rank = rank;
                 s.loftq_iters = 5;
-                s.damp = std::stod(opt["damp"]);  // GPTQ's dampening, a fraction of mean(diag H)
+                s.damp = damp;
                 nlohmann::json loftq;
                 measure(s, InitMethod::Loftq, loftq, "loftq");  // its own RTN grid: independent of the base
                 for (QuantMethod base : bases) {
@@ -144,7 +144,8 @@ int main(int argc, char** argv) {
         nlohmann::json all = {{"model", opt["model"]},       {"calib", opt["calib"]},   {"data", opt["data"]},
                               {"float_ppl", fp_ppl},        {"float_seconds", fp_secs}, {"calibration_seconds", cal_secs},
                               {"float_peak_rss_mib", fp_rss}, {"calibration_peak_rss_mib", cal_rss},
-                              {"gptq_damp", std::stod(opt["damp"])}, {"calib_nsamples", req.settings.nsamples}, {"calib_seqlen", req.settings.seqlen},
+                              {"gptq_damp", damp},
+                              {"calib_nsamples", req.settings.nsamples}, {"calib_seqlen", req.settings.seqlen},
                               {"seqlen", popt.seqlen},      {"nsamples", popt.nsamples}, {"rows", rows},
                               {"order_holds", order_holds}};
         if (opt.count("json")) write_file_atomic(opt["json"], all.dump(2) + "\n");
@@ -156,8 +157,8 @@ int main(int argc, char** argv) {
            << " × " << req.settings.seqlen << " tokens of `" << opt["calib"].substr(opt["calib"].find_last_of('/') + 1)
            << "` (seed 0, " << std::to_string(static_cast<int>(cal_secs + 0.5)) << " s). Asymmetric INT, group "
            << opt["group"] << "; base = the quantizer of zero and CLoQ (GPTQ with the calibration H, dampening "
-           << opt["damp"] << " × mean diag H, or data-free RTN); LoftQ T = 5 is data-free INT on the same grid (its own alternating RTN + SVD, the same in every "
-              "base's row). Time = quantize + initialize every linear layer + evaluate, on this machine. Generated "
+           << opt["damp"] << " × mean diag H, or data-free RTN); LoftQ T = 5 is data-free INT on the same grid (its "
+              "own alternating RTN + SVD, the same in every base's row). Time = quantize + initialize every linear layer + evaluate, on this machine. Generated "
               "by `tests/bench/bench_ppl_table`.\n\n";
         md << "| bits | rank | base | float | zero (QLoRA) | LoftQ T=5 | CLoQ | CLoQ < LoftQ < zero |\n"
               "|---|---|---|---:|---:|---:|---:|:---:|\n";

@@ -286,10 +286,7 @@ private Q_SLOTS:
         std::map<InitMethod, double> ppl;
         for (InitMethod init : {InitMethod::Zero, InitMethod::Loftq, InitMethod::Cloq}) {
             const auto t0 = std::chrono::steady_clock::now();
-            LlamaModel model(model_);
-            const QuantizedWeights qw(s, init);
-            model.set_weight_transform(qw.transform(cal));
-            ppl[init] = perplexity(model, tokens, {256, 32}).ppl;
+            ppl[init] = quantized_perplexity(model_, s, init, cal, tokens, {256, 32}).ppl;
             qInfo("3-bit g64 r16 RTN base, %s: ppl %.3f (%.1f s)", to_string(init).c_str(), ppl[init],
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }

@@ -10,6 +10,8 @@
 #include "cloq/calibration.h"
 #include "cloq/hessian_factor.h"
 #include "cloq/llama_model.h"
+#include "cloq/model_files.h"
+#include "cloq/perplexity.h"
 #include "cloq/settings.h"
 
 namespace cloq {
@@ -38,5 +40,11 @@ private:
     LayerSettings settings_;
     InitMethod init_;
 };
+
+// Perplexity of `files`' model with every linear layer replaced by Q + B·A (settings `s`, init `init`) solved on
+// `cal`'s Hs: one fresh model, so the transform's references to `cal` and the weights stay valid while it runs.
+PerplexityResult quantized_perplexity(const ModelFiles& files, const LayerSettings& s, InitMethod init,
+                                      const Calibration& cal, const std::vector<int32_t>& tokens,
+                                      const PerplexityOptions& opt);
 
 }  // namespace cloq
