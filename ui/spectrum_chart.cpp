@@ -88,12 +88,18 @@ void SpectrumChart::restyle() {
     for (QAbstractAxis* a : chart_->axes()) style_axis(a);
 }
 
+void SpectrumChart::setDecadeRange(double bottom) {
+    // A hair below the decade: QLogValueAxis drops the tick at the range's minimum when rounding puts it a few ulps
+    // above (the lowest decade's label went missing).
+    y_->setRange(bottom * (1 - 1e-9), 1.0);
+}
+
 void SpectrumChart::clear() {
     cloq_->clear();
     delta_->clear();
     marker_->clear();
     x_->setRange(0, 1);
-    y_->setRange(1e-3, 1);
+    setDecadeRange(1e-3);
     caption_->setText("<i>No layer analysed yet.</i>");
 }
 
@@ -103,9 +109,7 @@ void SpectrumChart::setReport(const LayerReport& r) {
     set_integer_axis(x_, std::max(n, 1));
     // Whole decades, so the log axis labels are 1e0, 1e-1, ... and nothing is cut off.
     const double bottom = std::pow(10.0, std::floor(std::log10(std::max(lo, kFloor))));
-    // A hair below the decade: QLogValueAxis drops the tick at the range's minimum when rounding puts it a few ulps
-    // above (the lowest decade's label went missing).
-    y_->setRange(bottom * (1 - 1e-9), 1.0);
+    setDecadeRange(bottom);
     const int rank = r.settings.rank;
     marker_->replace(QList<QPointF>{{rank + 0.5, bottom}, {rank + 0.5, 1.0}});
     caption_->setText(QString("The first <b>%1</b> singular directions hold <b>%2 %</b> of the calibrated error "

@@ -28,6 +28,8 @@ public:
     static double energyKept(const std::vector<double>& sv, int r);
 
 private:
+    void setDecadeRange(double bottom);  // the y axis from the decade `bottom` (a power of 10) up to 1, all labelled
+
     QChart* chart_ = nullptr;
     QLineSeries *cloq_ = nullptr, *delta_ = nullptr, *marker_ = nullptr;
     QValueAxis* x_ = nullptr;
