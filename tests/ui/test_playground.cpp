@@ -1,6 +1,8 @@
 // The teaching playground and the layer worker, with real widgets (offscreen): the numbers on screen are the
 // engine's (checked against an independent LayerSolver and an Eigen float64 reference of the discrepancy), a long
 // job can be cancelled, and the event loop stays responsive while one runs.
+// cloq-test-serial: measures the event loop's latency during a solve; a concurrent suite (e.g. the SmolLM2
+// perplexity runs) would measure the machine's load instead
 #include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QSlider>

@@ -4,6 +4,8 @@
 // profile — with the event loop staying responsive throughout.
 // cloq-test-labels: slow
 // cloq-test-timeout: 600
+// cloq-test-serial: measures the event loop's latency during a solve; a concurrent suite (e.g. the SmolLM2
+// perplexity runs) would measure the machine's load instead
 #include <QAbstractButton>
 #include <QAbstractScrollArea>
 #include <QCheckBox>
