@@ -6,9 +6,11 @@
 //
 //   bench_ppl_table --model M --calib TEXT --data TEXT --name NAME [--bits 2,3] [--ranks 16,64] [--group 64]
 //                   [--calib-nsamples 32] [--calib-seqlen 256] [--seqlen 256] [--nsamples 32]
-//                   [--quantizers gptq,rtn] [--damp 0.01] [--json FILE] [--markdown FILE]
+//                   [--quantizers gptq,rtn] [--damp 0.01] [--magr off|on] [--json FILE] [--markdown FILE]
 // --quantizers lists the bases for zero and CLoQ (GPTQ is the paper's; RTN is LoftQ's data-free grid, so that row
-// compares the three inits on the same kind of base). LoftQ quantizes inside its own loop: one run per bits × rank.
+// compares the three inits on the same kind of base). --magr on runs MagR before the base quantizer (the paper's
+// Sec. 4.1 pipeline, MagR + OPTQ). LoftQ quantizes inside its own loop: one run per bits × rank. The zero init is
+// the plain base, the same at every rank: it is measured once per bits and base and repeated in each rank's row.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -68,7 +70,8 @@ int main(int argc, char** argv) {
     std::map<std::string, std::string> opt = {{"bits", "2,3"},          {"ranks", "16,64"},      {"group", "64"},
                                               {"calib-nsamples", "32"}, {"calib-seqlen", "256"}, {"seqlen", "256"},
                                               {"nsamples", "32"},       {"name", "model"},
-                                              {"quantizers", "gptq"},   {"damp", "0.01"}};
+                                              {"quantizers", "gptq"},   {"damp", "0.01"},
+                                              {"magr", "off"}};
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
         if (k.rfind("--", 0) != 0) {
@@ -109,6 +112,9 @@ int main(int argc, char** argv) {
         bool order_holds = true;
         const auto bases = parse_list<QuantMethod>(opt["quantizers"], parse_quant_method);
         const double damp = std::stod(opt["damp"]);  // GPTQ's dampening, a fraction of mean(diag H)
+        if (opt["magr"] != "on" && opt["magr"] != "off") throw Error("--magr takes on or off, not " + opt["magr"]);
+        const bool magr = opt["magr"] == "on";
+        std::map<std::pair<int, QuantMethod>, nlohmann::json> zero_of;  // (bits, base) -> the zero init's cell
         // One quantized model: build, evaluate, record ppl / time / peak memory under row[key].
         auto measure = [&](const LayerSettings& s, InitMethod init, nlohmann::json& row, const std::string& key) {
             const auto t1 = Clock::now();
@@ -126,13 +132,19 @@ int main(int argc, char** argv) {
                 s.rank = rank;
                 s.loftq_iters = 5;
                 s.damp = damp;
+                s.magr = magr;
                 nlohmann::json loftq;
-                measure(s, InitMethod::Loftq, loftq, "loftq");  // its own RTN grid: independent of the base
+                // LoftQ's own RTN grid is independent of the base; without MagR its solver skips MagR's unused base.
+                LayerSettings data_free = s;
+                data_free.magr = false;
+                measure(data_free, InitMethod::Loftq, loftq, "loftq");
                 for (QuantMethod base : bases) {
                     s.method = base;
                     nlohmann::json row = {{"bits", bits}, {"group", s.quant.group}, {"rank", rank},
                                           {"quantizer", to_string(base)}, {"loftq", loftq["loftq"]}};
-                    measure(s, InitMethod::Zero, row, "zero");
+                    auto& zero = zero_of[{bits, base}];
+                    if (zero.is_null()) measure(s, InitMethod::Zero, zero, "zero");
+                    row["zero"] = zero["zero"];
                     measure(s, InitMethod::Cloq, row, "cloq");
                     const double z = row["zero"]["ppl"], l = row["loftq"]["ppl"], c = row["cloq"]["ppl"];
                     row["cloq_lt_loftq_lt_zero"] = c < l && l < z;
@@ -144,7 +156,7 @@ int main(int argc, char** argv) {
         nlohmann::json all = {{"model", opt["model"]},       {"calib", opt["calib"]},   {"data", opt["data"]},
                               {"float_ppl", fp_ppl},        {"float_seconds", fp_secs}, {"calibration_seconds", cal_secs},
                               {"float_peak_rss_mib", fp_rss}, {"calibration_peak_rss_mib", cal_rss},
-                              {"gptq_damp", damp},
+                              {"gptq_damp", damp},         {"magr", magr},
                               {"calib_nsamples", req.settings.nsamples}, {"calib_seqlen", req.settings.seqlen},
                               {"seqlen", popt.seqlen},      {"nsamples", popt.nsamples}, {"rows", rows},
                               {"order_holds", order_holds}};
@@ -156,8 +168,9 @@ int main(int argc, char** argv) {
            << opt["data"].substr(opt["data"].find_last_of('/') + 1) << "`; calibration " << req.settings.nsamples
            << " × " << req.settings.seqlen << " tokens of `" << opt["calib"].substr(opt["calib"].find_last_of('/') + 1)
            << "` (seed 0, " << std::to_string(static_cast<int>(cal_secs + 0.5)) << " s). Asymmetric INT, group "
-           << opt["group"] << "; base = the quantizer of zero and CLoQ (GPTQ with the calibration H, dampening "
-           << opt["damp"] << " × mean diag H, or data-free RTN); LoftQ T = 5 is data-free INT on the same grid (its "
+           << opt["group"] << "; base = the quantizer of zero and CLoQ (" << (magr ? "MagR, then " : "")
+           << "GPTQ with the calibration H, dampening " << opt["damp"] << " × mean diag H, or data-free RTN"
+           << (magr ? " after MagR" : "") << "); the zero init is rank-independent (measured once per bits and base); LoftQ T = 5 is data-free INT on the same grid (its "
               "own alternating RTN + SVD, the same in every base's row). Time = quantize + initialize every linear layer + evaluate, on this machine. Generated "
               "by `tests/bench/bench_ppl_table`.\n\n";
         md << "| bits | rank | base | float | zero (QLoRA) | LoftQ T=5 | CLoQ | CLoQ < LoftQ < zero |\n"
@@ -170,6 +183,7 @@ int main(int argc, char** argv) {
             };
             std::string base = r["quantizer"].get<std::string>();
             std::transform(base.begin(), base.end(), base.begin(), ::toupper);
+            if (magr) base = "MagR + " + base;
             md << "| " << r["bits"].get<int>() << " | " << r["rank"].get<int>() << " | " << base << " | "
                << fmt_ppl(fp_ppl) << " | " << cell("zero", false) << " | " << cell("loftq", false) << " | "
                << cell("cloq", true) << " | " << (r["cloq_lt_loftq_lt_zero"].get<bool>() ? "yes" : "**no**") << " |\n";
