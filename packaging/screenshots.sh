@@ -32,4 +32,12 @@ for size in 1280x800 1920x1080; do
 done
 shot discrepancy 1280x800 "discrepancy-dark-1280x800.png" --layer "$LAYER" --theme dark
 shot rank 1280x800 "rank-dark-1280x800.png" --layer "$LAYER" --theme dark
+# The second demo model from its GGUF (fetched into a cache outside the repository), in the explorer.
+if SMOLLM2=$(packaging/fetch-smollm2.sh); then
+  "$STUDIO" --model "$SMOLLM2" --nsamples 8 --seqlen 128 \
+    --tab discrepancy --layer model.layers.3.mlp.down_proj --size 1280x800 \
+    --screenshot "$OUT/smollm2-gguf-1280x800.png" --timeout 600
+else
+  echo "screenshots.sh: SmolLM2-135M could not be fetched; smollm2-gguf-1280x800.png not retaken" >&2
+fi
 echo "screenshots written to $OUT/"

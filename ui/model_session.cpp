@@ -6,6 +6,7 @@
 #include <QFileInfo>
 #include <QStandardPaths>
 #include <chrono>
+#include <iomanip>
 #include <map>
 #include <sstream>
 
@@ -71,10 +72,14 @@ LayerSource ModelSession::source(const std::string& name) const {
 
 std::string ModelSession::describe() const {
     std::ostringstream s;
+    // Compact units: the line shares the status bar with the job and memory widgets and must fit at 1280 px.
+    const double params = static_cast<double>(files.config.num_parameters());
     s << QFileInfo(dir).fileName().toStdString() << ": " << files.config.num_layers << " blocks, " << layers.size()
-      << " linear layers, " << files.config.num_parameters() << " parameters; calibrated on " << calib.nsamples
-      << "×" << calib.seqlen << " tokens" << (calibration_from_cache ? " (cached)" : "") << " in "
-      << static_cast<int>(calibration_seconds * 1000) << " ms";
+      << " linear layers, " << std::setprecision(params >= 1e6 ? 4 : 3)
+      << (params >= 1e6 ? params / 1e6 : params / 1e3) << (params >= 1e6 ? " M" : " k")
+      << " parameters; calibration " << calib.nsamples << "×" << calib.seqlen << " tokens, "
+      << (calibration_from_cache ? "cached, " : "") << std::fixed << std::setprecision(1)
+      << calibration_seconds << " s";
     for (const std::string& n : notices) s << "; " << n;
     return s.str();
 }

@@ -21,7 +21,7 @@ SystemStatus::SystemStatus(QWidget* parent) : QWidget(parent) {
     device_ = new QLabel(this);
     device_->setToolTip("Where the engine computes (CUDA needs a LibTorch built with it)");
     threads_ = new QLabel(this);
-    threads_->setToolTip("LibTorch intra-op threads, OpenMP/BLAS threads, and background job threads");
+    threads_->setToolTip("Threads: LibTorch intra-op / inter-op, and background jobs run at once");
     memory_ = new QLabel(this);
     memory_->setToolTip("Resident memory of this process");
     for (QLabel* l : {device_, threads_, memory_}) {
@@ -39,7 +39,8 @@ QString SystemStatus::deviceText() {
 }
 
 QString SystemStatus::threadsText() {
-    return QString("threads: torch %1, interop %2, jobs %3")
+    // Short: it shares the status bar with the model line; the tooltip spells the three numbers out.
+    return QString("threads %1/%2, jobs %3")
         .arg(at::get_num_threads())
         .arg(at::get_num_interop_threads())
         .arg(BackgroundJob::jobPool()->maxThreadCount());
