@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cloq/error.h"
 #include "cloq/layer_solver.h"
+#include "cloq/lowrank.h"
 
 namespace cloq {
 
@@ -23,10 +25,22 @@ std::string QuantizedWeights::key() const { return to_json(settings_).dump(); }
 
 torch::Tensor QuantizedWeights::effective_weight(const LinearLayer& l, const torch::Tensor& W,
                                                  std::shared_ptr<const HessianFactor> h) const {
+    const LayerSettings s = settings_for_layer(settings_, l);
+    if (init_ == InitMethod::Loftq) {
+        // LoftQ is data-free and quantizes inside its own loop: the solver's base (GPTQ, MagR) and CLoQ's
+        // eigensolve would be computed and never used. Same device as the solver would use, same numbers.
+        LoftqResult lq;
+        try {
+            lq = loftq_init(W.to(h->H().device()), h->H(), s);
+        } catch (const Error& e) {
+            throw Error(l.name() + ": " + e.what());  // as the solver names the layer in its errors
+        }
+        return (lq.Q.to(torch::kFloat64) + lq.adapter.product().to(torch::kFloat64)).to(torch::kCPU, torch::kFloat32);
+    }
     LayerSolver solver(W, std::move(h), l.name());
-    solver.update(settings_for_layer(settings_, l));
+    solver.update(s);
     solver.ensure(init_);
-    // base(init) is the Q the init sits on (LoftQ's own Q for LoftQ); the adapter has no scaling here.
+    // base(init) is the Q the init sits on; the adapter has no scaling here.
     auto eff = solver.base(init_).to(torch::kFloat64) + solver.init(init_).product().to(torch::kFloat64);
     return eff.to(torch::kCPU, torch::kFloat32);
 }

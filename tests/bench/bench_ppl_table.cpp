@@ -134,10 +134,7 @@ int main(int argc, char** argv) {
                 s.damp = damp;
                 s.magr = magr;
                 nlohmann::json loftq;
-                // LoftQ's own RTN grid is independent of the base; without MagR its solver skips MagR's unused base.
-                LayerSettings data_free = s;
-                data_free.magr = false;
-                measure(data_free, InitMethod::Loftq, loftq, "loftq");
+                measure(s, InitMethod::Loftq, loftq, "loftq");  // its own RTN grid: independent of the base
                 for (QuantMethod base : bases) {
                     s.method = base;
                     nlohmann::json row = {{"bits", bits}, {"group", s.quant.group}, {"rank", rank},
