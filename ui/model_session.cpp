@@ -74,9 +74,10 @@ std::string ModelSession::describe() const {
     std::ostringstream s;
     // Compact units: the line shares the status bar with the job and memory widgets and must fit at 1280 px.
     const double params = static_cast<double>(files.config.num_parameters());
+    const bool millions = params >= 1e6;
     s << QFileInfo(dir).fileName().toStdString() << ": " << files.config.num_layers << " blocks, " << layers.size()
-      << " linear layers, " << std::setprecision(params >= 1e6 ? 4 : 3)
-      << (params >= 1e6 ? params / 1e6 : params / 1e3) << (params >= 1e6 ? " M" : " k")
+      << " linear layers, " << std::setprecision(millions ? 4 : 3) << params / (millions ? 1e6 : 1e3)
+      << (millions ? " M" : " k")
       << " parameters; calibration " << calib.nsamples << "×" << calib.seqlen << " tokens, "
       << (calibration_from_cache ? "cached, " : "") << std::fixed << std::setprecision(1)
       << calibration_seconds << " s";
