@@ -36,6 +36,22 @@ void remove_quietly(const std::string& path) {
     std::error_code ec;
     fs::remove_all(path, ec);
 }
+
+// Renames `dir` to a fresh sibling "<dir>.old-XXXXXX" and returns that name; rename() over the empty folder
+// mkdtemp made is allowed, so the move is one atomic step. Throws cloq::Error with `what` and the system's reason.
+std::string move_aside(const std::string& dir, const std::string& what) {
+    std::string t = dir + ".old-XXXXXX";
+    std::vector<char> tmpl(t.begin(), t.end());
+    tmpl.push_back('\0');
+    if (::mkdtemp(tmpl.data()) == nullptr) throw Error(what + ": " + sys_reason());
+    std::string aside = tmpl.data();
+    if (::rename(dir.c_str(), aside.c_str()) != 0) {
+        const std::string reason = sys_reason();
+        remove_quietly(aside);
+        throw Error(what + ": " + reason);
+    }
+    return aside;
+}
 }  // namespace
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
@@ -120,19 +136,10 @@ void AtomicDir::commit() {
         }
     }
     fsync_dir(temp_);
-    std::string aside;
+    std::string aside;  // the old output waits here until the new one is in place
     if (fs::exists(dir_)) {
         if (!replace_existing_) throw Error("output folder " + dir_ + " already exists; nothing was written");
-        std::string t = dir_ + ".old-XXXXXX";
-        std::vector<char> tmpl(t.begin(), t.end());
-        tmpl.push_back('\0');
-        if (::mkdtemp(tmpl.data()) == nullptr) throw Error("cannot replace " + dir_ + ": " + sys_reason());
-        aside = tmpl.data();
-        // rename() over an empty folder is allowed; the old output goes to `aside` until the new one is in place.
-        if (::rename(dir_.c_str(), aside.c_str()) != 0) {
-            remove_quietly(aside);
-            throw Error("cannot replace " + dir_ + ": " + sys_reason());
-        }
+        aside = move_aside(dir_, "cannot replace " + dir_);
     }
     if (::rename(temp_.c_str(), dir_.c_str()) != 0) {
         const std::string reason = sys_reason();
@@ -142,6 +149,15 @@ void AtomicDir::commit() {
     committed_ = true;
     fsync_dir(parent_of(dir_));
     if (!aside.empty()) remove_quietly(aside);
+}
+
+void remove_folder_atomic(const std::string& dir) {
+    if (!fs::exists(dir)) return;
+    try {
+        remove_quietly(move_aside(dir, "cannot remove " + dir));
+    } catch (const Error&) {
+        remove_quietly(dir);  // cannot rename (e.g. the parent is read-only): remove it in place, as before
+    }
 }
 
 }  // namespace cloq

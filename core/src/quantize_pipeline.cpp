@@ -223,13 +223,16 @@ void Pipeline::prepare_resume() {
         return;
     }
     if (opt_.resume) run_notices_.push_back("nothing to resume in " + resume_ + ": starting from the first block");
-    fs::create_directories(resume_);
+    // Built under a temporary name and renamed into place with its run.json, so a kill here never leaves a
+    // resume folder that a rerun with --resume would have to refuse.
     nlohmann::ordered_json run;
     run["format"] = "cloq-resume";
     run["version"] = kResumeVersion;
     run["key"] = run_key_;
     run["out"] = opt_.out_dir;
-    write_json_file_atomic(run_path, run);
+    AtomicDir folder(resume_);
+    write_json_file_atomic(folder.file("run.json"), run);
+    folder.commit();
 }
 
 bool Pipeline::load_finished_block(int layer, Block& b) {
@@ -700,15 +703,11 @@ QuantizeExportResult Pipeline::run() {
         out.commit();
     } catch (...) {
         // Finished blocks stay for --resume; a resume folder with none (we just created it) is removed.
-        if (created_resume && blocks_done_ == res_.resumed_blocks && blocks_done_ == 0) {
-            std::error_code ec;
-            fs::remove_all(resume_, ec);
-        }
+        if (created_resume && blocks_done_ == res_.resumed_blocks && blocks_done_ == 0) remove_folder_atomic(resume_);
         throw;
     }
-    std::error_code ec;
     for (auto& n : run_notices_) res_.notices.push_back(std::move(n));
-    fs::remove_all(resume_, ec);  // OUT is complete: the checkpoints are no longer needed
+    remove_folder_atomic(resume_);  // OUT is complete: the checkpoints are no longer needed
     res_.seconds_total = since(t_start);
     progress(1.0, "wrote " + opt_.out_dir);
     return res_;

@@ -113,6 +113,19 @@ private Q_SLOTS:
         QCOMPARE(slurp(out + "/new.txt"), std::string("new"));
         QCOMPARE(entries(dir.path().toStdString()), 1L);  // nothing set aside remains
     }
+
+    void folderIsRemovedWhole() {
+        QTemporaryDir dir;
+        const std::string f = dir.filePath("checkpoints").toStdString();
+        fs::create_directories(f + "/sub");
+        write_file_atomic(f + "/run.json", "{}");
+        write_file_atomic(f + "/sub/block.bin", "data");
+        remove_folder_atomic(f);
+        QVERIFY(!fs::exists(f));
+        QCOMPARE(entries(dir.path().toStdString()), 0L);  // the renamed-aside copy is gone too
+        remove_folder_atomic(f);                            // an absent folder is no error
+        QVERIFY(!fs::exists(f));
+    }
 };
 
 QTEST_APPLESS_MAIN(TestAtomicFile)

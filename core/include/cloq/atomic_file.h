@@ -53,4 +53,9 @@ private:
     bool committed_ = false;
 };
 
+// Removes the folder `dir` so that it disappears in one step: it is first renamed to a sibling
+// "<dir>.old-XXXXXX", then deleted; a kill midway leaves that sibling, never `dir` with part of its files.
+// Quiet: a folder that cannot be removed stays (cleanup must not hide the error that caused it).
+void remove_folder_atomic(const std::string& dir);
+
 }  // namespace cloq
