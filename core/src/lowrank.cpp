@@ -117,4 +117,15 @@ LoftqResult loftq_init(const torch::Tensor& W, const torch::Tensor& H, const Lay
     return out;
 }
 
+LoftqResult loftq_init_layer(const std::string& layer, const torch::Tensor& W, const torch::Tensor& H,
+                             const LayerSettings& s, const Progress& progress) {
+    try {
+        return loftq_init(W, H, s, progress);
+    } catch (const Cancelled&) {
+        throw;
+    } catch (const Error& e) {
+        throw Error(layer + ": " + e.what());
+    }
+}
+
 }  // namespace cloq

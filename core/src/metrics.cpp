@@ -88,26 +88,32 @@ double spec_discrepancy(const torch::Tensor& D_in, const torch::Tensor& H_in) {
     return spec_from(D, D.mm(H));
 }
 
-Discrepancy discrepancy(const torch::Tensor& D_in, const torch::Tensor& H_in, const torch::Tensor& W_in) {
+Discrepancy discrepancy(const torch::Tensor& D_in, const torch::Tensor& H_in, const torch::Tensor& W_in,
+                        bool spectral) {
     check_dh(D_in, H_in);
     const auto D = f64(D_in), H = f64(H_in).to(D.device());
     const auto DH = D.mm(H);
     Discrepancy d;
     d.fro = fro_from(D, DH);
-    d.spec = spec_from(D, DH);
+    d.spec = spectral ? spec_from(D, DH) : -1;
+    if (!spectral) d.spec_rel = -1;
     if (W_in.defined()) {
         if (W_in.sizes() != D_in.sizes())
             throw Error("W has shape " + c10::str(W_in.sizes()) + " but D has shape " + c10::str(D_in.sizes()));
         const auto W = f64(W_in).to(D.device());
         const auto WH = W.mm(H);
-        const double wf = fro_from(W, WH), ws = spec_from(W, WH);
+        const double wf = fro_from(W, WH);
         d.fro_rel = wf > 0 ? d.fro / wf : 0.0;
-        d.spec_rel = ws > 0 ? d.spec / ws : 0.0;
+        if (spectral) {
+            const double ws = spec_from(W, WH);
+            d.spec_rel = ws > 0 ? d.spec / ws : 0.0;
+        }
     }
     return d;
 }
 
-Discrepancy discrepancy(const torch::Tensor& W, const torch::Tensor& Q, const LowRank& adapter, const torch::Tensor& H) {
+Discrepancy discrepancy(const torch::Tensor& W, const torch::Tensor& Q, const LowRank& adapter, const torch::Tensor& H,
+                        bool spectral) {
     if (!W.defined() || !Q.defined() || W.sizes() != Q.sizes())
         throw Error("W and Q must have the same [out, in] shape");
     auto D = f64(Q) - f64(W);
@@ -117,7 +123,7 @@ Discrepancy discrepancy(const torch::Tensor& W, const torch::Tensor& Q, const Lo
                         c10::str(adapter.B.sizes()) + " do not fit W " + c10::str(W.sizes()));
         D = D + adapter.product().to(D.device());
     }
-    return discrepancy(D, H, W);
+    return discrepancy(D, H, W, spectral);
 }
 
 }  // namespace cloq

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -14,6 +15,7 @@
 #include "cloq/calibration.h"
 #include "cloq/content_hash.h"
 #include "cloq/error.h"
+#include "cloq/metrics.h"
 #include "cloq/metrics_json.h"
 #include "cloq/exported_model.h"
 #include "cloq/gptq_checkpoint.h"
@@ -21,6 +23,7 @@
 #include "cloq/hessian_factor.h"
 #include "cloq/layer_solver.h"
 #include "cloq/llama_model.h"
+#include "cloq/lowrank.h"
 #include "cloq/model_files.h"
 #include "cloq/model_layout.h"
 #include "cloq/peft_export.h"
@@ -313,16 +316,25 @@ Block Pipeline::process_block(int layer, const std::function<torch::Tensor(Input
             rec.init = Discrepancy{};  // the effective weight is W itself
             if (!skip) res_.notices.push_back(name + ": " + rec.note);
         } else {
-            if (!factors.count(L.group))
-                factors[L.group] = std::make_shared<HessianFactor>(H.to(device_), "block " + std::to_string(layer) + " " +
-                                                                   to_string(L.group));
-            LayerSolver solver(W.to(device_), factors[L.group], name);
-            solver.update(s, mp.slice(0.0, 0.6));
             const InitMethod m = s.init;
-            if (m != InitMethod::Cloq && m != InitMethod::Zero) solver.ensure(m, mp.slice(0.6, 0.8));
+            // LoftQ without the comparison runs alone: it is data-free and quantizes inside its own loop, so a
+            // solver's base (GPTQ, MagR) and CLoQ eigensolve would be computed and never used. Same numbers.
+            const bool loftq_alone = m == InitMethod::Loftq && !opt_.compare;
+            std::optional<LayerSolver> solver;
+            std::optional<LoftqResult> own_loftq;
+            if (loftq_alone) {
+                own_loftq = loftq_init_layer(name, W.to(device_, torch::kFloat32), H.to(device_), s, mp.slice(0.0, 0.8));
+            } else {
+                if (!factors.count(L.group))
+                    factors[L.group] = std::make_shared<HessianFactor>(
+                        H.to(device_), "block " + std::to_string(layer) + " " + to_string(L.group));
+                solver.emplace(W.to(device_), factors[L.group], name);
+                solver->update(s, mp.slice(0.0, 0.6));
+                if (m != InitMethod::Cloq && m != InitMethod::Zero) solver->ensure(m, mp.slice(0.6, 0.8));
+            }
             QuantizedWeight qw;
             if (m == InitMethod::Loftq) {
-                const auto& lq = solver.loftq();
+                const LoftqResult& lq = loftq_alone ? *own_loftq : solver->loftq();
                 if (!lq.int_weight) {
                     if (gptq)
                         throw Error(name + ": LoftQ with the NF quantizer has no integer codes a GPTQ checkpoint can "
@@ -332,21 +344,24 @@ Block Pipeline::process_block(int layer, const std::function<torch::Tensor(Input
                 }
                 Q_solved = lq.Q.to(torch::kCPU, torch::kFloat32);
             } else {
-                qw = to_cpu(solver.quantized());
+                qw = to_cpu(solver->quantized());
                 Q_solved = qw.Q;
             }
             if (s.rank > 0) {
-                lr = m == InitMethod::Zero ? product_zero_adapter(L.out, L.in, s.rank, name) : solver.init(m);
+                lr = m == InitMethod::Zero ? product_zero_adapter(L.out, L.in, s.rank, name)
+                     : loftq_alone         ? own_loftq->adapter
+                                           : solver->init(m);
                 lr.A = lr.A.to(torch::kCPU, torch::kFloat32);
                 lr.B = lr.B.to(torch::kCPU, torch::kFloat32);
             }
             if (m == InitMethod::Eora) alpha = static_cast<double>(s.rank);  // DESIGN.md: EoRA exports lora_alpha = r
-            rec.init = solver.metrics(m, opt_.spectral);
+            rec.init = loftq_alone ? discrepancy(W, own_loftq->Q.to(torch::kCPU), lr, H, opt_.spectral)
+                                   : solver->metrics(m, opt_.spectral);
             if (opt_.compare) {
-                rec.zero = solver.metrics(InitMethod::Zero, opt_.spectral);
+                rec.zero = solver->metrics(InitMethod::Zero, opt_.spectral);
                 rec.has_zero = true;
-                if (m != InitMethod::Loftq) solver.ensure(InitMethod::Loftq, mp.slice(0.8, 0.95));
-                rec.loftq = solver.metrics(InitMethod::Loftq, opt_.spectral);
+                if (m != InitMethod::Loftq) solver->ensure(InitMethod::Loftq, mp.slice(0.8, 0.95));
+                rec.loftq = solver->metrics(InitMethod::Loftq, opt_.spectral);
                 rec.has_loftq = true;
             }
             if (gptq) {

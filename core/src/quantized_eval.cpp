@@ -29,12 +29,7 @@ torch::Tensor QuantizedWeights::effective_weight(const LinearLayer& l, const tor
     if (init_ == InitMethod::Loftq) {
         // LoftQ is data-free and quantizes inside its own loop: the solver's base (GPTQ, MagR) and CLoQ's
         // eigensolve would be computed and never used. Same device as the solver would use, same numbers.
-        LoftqResult lq;
-        try {
-            lq = loftq_init(W.to(h->H().device()), h->H(), s);
-        } catch (const Error& e) {
-            throw Error(l.name() + ": " + e.what());  // as the solver names the layer in its errors
-        }
+        const LoftqResult lq = loftq_init_layer(l.name(), W.to(h->H().device()), h->H(), s);
         return (lq.Q.to(torch::kFloat64) + lq.adapter.product().to(torch::kFloat64)).to(torch::kCPU, torch::kFloat32);
     }
     LayerSolver solver(W, std::move(h), l.name());

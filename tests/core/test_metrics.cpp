@@ -65,6 +65,12 @@ private Q_SLOTS:
         QVERIFY(rel_diff(a.fro, XD.norm()) < 1e-10);
         QVERIFY(rel_diff(a.spec, spectral_norm(XD)) < 1e-9);
         QVERIFY(a.fro_rel > 0 && a.spec_rel > 0);
+        // Frobenius only: the same fro values, the spectral ones marked as not computed.
+        const auto f = discrepancy(W, Q, lr, H, /*spectral=*/false);
+        QCOMPARE(f.fro, a.fro);
+        QCOMPARE(f.fro_rel, a.fro_rel);
+        QCOMPARE(f.spec, -1.0);
+        QCOMPARE(f.spec_rel, -1.0);
         // A zero-rank adapter is the plain quantization error.
         const auto z = discrepancy(W, Q, LowRank{torch::zeros({0, 50}), torch::zeros({30, 0})}, H);
         QVERIFY(rel_diff(z.fro, (to_eigen(X) * (to_eigen(Q) - to_eigen(W)).transpose()).norm()) < 1e-10);

@@ -355,6 +355,33 @@ private Q_SLOTS:
         QVERIFY(rep_resumed == rep_fresh);
     }
 
+    void loftqAloneMatchesTheSolver() {
+        // `--init loftq` without the comparison runs LoftQ alone, without a LayerSolver (whose GPTQ base and CLoQ
+        // eigensolve LoftQ never uses): the files are byte-identical to the solver path's, the metrics agree.
+        auto alone = small_options(p("loftq_alone").string());
+        alone.profile.global.init = InitMethod::Loftq;
+        alone.spectral = true;
+        auto with = alone;
+        with.out_dir = p("loftq_compare").string();
+        with.compare = true;
+        const auto ra = run_quantize_export(alone), rw = run_quantize_export(with);
+        for (const char* f : {"base/model.safetensors", "adapter/adapter_model.safetensors"})
+            QVERIFY2(read_bytes(fs::path(alone.out_dir) / f) == read_bytes(fs::path(with.out_dir) / f), f);
+        QCOMPARE(ra.modules.size(), rw.modules.size());
+        int quantized = 0;
+        for (size_t i = 0; i < ra.modules.size(); ++i) {
+            const auto &a = ra.modules[i], &w = rw.modules[i];
+            if (!a.quantized) continue;
+            QVERIFY(!a.has_zero && !a.has_loftq && w.has_zero && w.has_loftq);
+            ++quantized;
+            const QString what = QString::fromStdString(a.module) + QString(": %1 vs %2");
+            QVERIFY2(test::rel_diff(a.init.fro, w.init.fro) < 1e-9, qPrintable(what.arg(a.init.fro).arg(w.init.fro)));
+            QVERIFY2(test::rel_diff(a.init.fro_rel, w.init.fro_rel) < 1e-9, qPrintable(what.arg(a.init.fro_rel).arg(w.init.fro_rel)));
+            QVERIFY2(test::rel_diff(a.init.spec_rel, w.init.spec_rel) < 1e-6, qPrintable(what.arg(a.init.spec_rel).arg(w.init.spec_rel)));
+        }
+        QCOMPARE(quantized, 20);
+    }
+
     void ctrlCInTheCli() {
         // A real SIGINT while `cloq quantize` runs (as Ctrl-C sends it): it stops within the block in progress,
         // says so, writes no OUT and keeps the finished blocks for --resume.

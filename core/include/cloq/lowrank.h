@@ -51,6 +51,10 @@ struct LoftqResult {
 };
 LoftqResult loftq_init(const torch::Tensor& W, const torch::Tensor& H, const LayerSettings& s,
                        const Progress& progress = {});
+// loftq_init on its own for the named layer `layer` (whole-model evaluation and export, where nothing else of a
+// LayerSolver is needed): errors are prefixed with the layer's name as the solver's are; cancellation passes through.
+LoftqResult loftq_init_layer(const std::string& layer, const torch::Tensor& W, const torch::Tensor& H,
+                             const LayerSettings& s, const Progress& progress = {});
 
 // EoRA (GPTQModel): eigh of the UNregularized H, eigenvalues ≤ λ_max·in·eps₃₂ dropped (pseudo-inverse), the
 // non-symmetric root R = Λ^½Uᵀ, rank-r SVD of R·ΔWᵀ, √S on both sides; exported with lora_alpha = r.

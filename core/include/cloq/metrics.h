@@ -19,11 +19,14 @@ struct Discrepancy {
 double fro_discrepancy(const torch::Tensor& D, const torch::Tensor& H);
 double spec_discrepancy(const torch::Tensor& D, const torch::Tensor& H);
 
-// Absolute values; relative ones too when W is given.
-Discrepancy discrepancy(const torch::Tensor& D, const torch::Tensor& H, const torch::Tensor& W = {});
+// Absolute values; relative ones too when W is given. spectral = false skips the Lanczos runs (spec = spec_rel = -1,
+// as LayerSolver::metrics reports them then).
+Discrepancy discrepancy(const torch::Tensor& D, const torch::Tensor& H, const torch::Tensor& W = {},
+                        bool spectral = true);
 
 // D = Q + B·A − W without forming D·H densely more than once (what `cloq layer` reports).
-Discrepancy discrepancy(const torch::Tensor& W, const torch::Tensor& Q, const LowRank& adapter, const torch::Tensor& H);
+Discrepancy discrepancy(const torch::Tensor& W, const torch::Tensor& Q, const LowRank& adapter, const torch::Tensor& H,
+                        bool spectral = true);
 
 // Largest eigenvalue of a symmetric positive semi-definite operator y = op(x) on R^n (float64 vectors), by Lanczos
 // with full reorthogonalization; exact (dense eigvalsh) when n is small. Used for the spectral norms.
