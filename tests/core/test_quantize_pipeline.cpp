@@ -380,6 +380,15 @@ private Q_SLOTS:
             QVERIFY2(test::rel_diff(a.init.spec_rel, w.init.spec_rel) < 1e-6, qPrintable(what.arg(a.init.spec_rel).arg(w.init.spec_rel)));
         }
         QCOMPARE(quantized, 20);
+
+        // The CLI's summary line names each init once: the chosen one, then the comparisons that are not it.
+        auto args = small_run(p("loftq_cli").string(), "gptq");
+        args.erase(std::find(args.begin(), args.end(), "--no-compare"));
+        args.insert(args.end(), {"--init", "loftq"});
+        const auto r = run_cli(args);
+        QVERIFY2(r.rc == 0, r.err.c_str());
+        const std::regex summary(R"(mean relative \S+: loftq [0-9.]+, zero [0-9.]+\n)");
+        QVERIFY2(std::regex_search(r.out, summary), r.out.c_str());
     }
 
     void ctrlCInTheCli() {

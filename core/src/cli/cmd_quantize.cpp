@@ -131,8 +131,9 @@ int cmd_quantize(const Args& args, std::ostream& out, std::ostream& err) {
     out << std::setprecision(4);
     if (s.contains("mean_fro_rel_" + init))
         out << "mean relative ||X(Q+BA-W)^T||_F: " << init << " " << s["mean_fro_rel_" + init].get<double>();
-    if (s.contains("mean_fro_rel_zero")) out << ", zero " << s["mean_fro_rel_zero"].get<double>();
-    if (s.contains("mean_fro_rel_loftq")) out << ", loftq " << s["mean_fro_rel_loftq"].get<double>();
+    for (const std::string other : {"zero", "loftq"})  // the comparisons, each once (the init itself came first)
+        if (other != init && s.contains("mean_fro_rel_" + other))
+            out << ", " << other << " " << s["mean_fro_rel_" + other].get<double>();
     out << "\n";
     if (r.ppl_export > 0) {
         out << "perplexity: float " << r.ppl_float;
