@@ -61,8 +61,8 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
     baseFormat_->addItem("GPTQ checkpoint (gptq)", "gptq");
     baseFormat_->addItem("GPTQ checkpoint (gptq_v2)", "gptq_v2");
     baseFormat_->addItem("dequantized float16", "fp16");
-    baseFormat_->setToolTip("gptq stores zero−1 (AutoGPTQ), gptq_v2 stores the zero point (GPTQModel); float16 is "
-                            "the plain dequantized model");
+    baseFormat_->setToolTip("gptq stores zero−1 (AutoGPTQ; zero points are kept ≥ 1 so it can), gptq_v2 stores the "
+                            "zero point (GPTQModel); float16 is the plain dequantized model");
     auto* brow = new QHBoxLayout();
     brow->addWidget(base_, 1);
     brow->addWidget(baseFormat_);

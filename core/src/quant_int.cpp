@@ -32,6 +32,13 @@ GroupParams find_group_params(const torch::Tensor& w_in, const IntQuantSpec& spe
         p.zero = torch::full_like(p.scale, (maxq + 1.0f) / 2.0f);
     else
         p.zero = torch::round(-xmin / p.scale);  // torch::round is half-to-even, like the reference
+    if (spec.zero_from_one && !spec.sym) {
+        // zero 0 means -xmin < scale/2. With zero 1 the grid is s·(c − 1), c = 0..maxq: s = xmax/(maxq − 1) puts
+        // the top code on xmax, and s ≥ the old scale (xmax > −xmin·(2·maxq − 1)), so −s < xmin: nothing clips.
+        const auto at_zero = p.zero < 0.5f;
+        p.scale = torch::where(at_zero, xmax / (maxq - 1.0f), p.scale);
+        p.zero = torch::where(at_zero, torch::ones_like(p.zero), p.zero);
+    }
     return p;
 }
 

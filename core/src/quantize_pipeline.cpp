@@ -293,7 +293,8 @@ Block Pipeline::process_block(int layer, const std::function<torch::Tensor(Input
         rec.in = L.in;
         rec.out = L.out;
         rec.settings = settings_.at(name);
-        const LayerSettings& s = rec.settings;
+        LayerSettings s = rec.settings;
+        s.quant.zero_from_one = opt_.format == BaseFormat::Gptq;  // every zero point storable as zero − 1
         const torch::Tensor W = src.load(L.weight_name());
         if (!Hs.count(L.group)) Hs[L.group] = hessian(L.group).to(torch::kCPU, torch::kFloat64);
         const torch::Tensor& H = Hs[L.group];

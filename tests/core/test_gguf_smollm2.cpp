@@ -19,6 +19,8 @@
 #include "cloq/llama_model.h"
 #include "cloq/model_files.h"
 #include "cloq/perplexity.h"
+#include "cloq/quant_int.h"
+#include "cloq/quantize_pipeline.h"
 #include "cloq/quantized_eval.h"
 #include "cloq/safetensors.h"
 #include "test_gguf_writer.h"
@@ -292,6 +294,55 @@ private Q_SLOTS:
         }
         QVERIFY(ppl[InitMethod::Cloq] < ppl[InitMethod::Loftq]);
         QVERIFY(ppl[InitMethod::Loftq] < ppl[InitMethod::Zero]);
+    }
+
+    // `cloq quantize` at 2-bit into the default checkpoint format gptq (v1 stores zero − 1 in b bits): this model's
+    // weights have groups whose zero point would be 0, which v1 cannot hold (the export used to stop at the first
+    // module). The exporter keeps zero points in 1..maxq, so the export completes and its files hold exactly what
+    // was evaluated. Blocks 0–1 are quantized, the rest skipped by the profile (time).
+    void exportsTwoBitGptqV1() {
+        const auto W = model_.weights->load("model.layers.0.self_attn.q_proj.weight");
+        const int64_t at_zero = (quantize_rtn(W, IntQuantSpec{2, 64, false}).zeros == 0).sum().item<int64_t>();
+        qInfo("layers.0.self_attn.q_proj, 2-bit g64 RTN: %lld of %lld groups have zero point 0",
+              static_cast<long long>(at_zero), static_cast<long long>(W.size(0) * W.size(1) / 64));
+        QVERIFY(at_zero > 0);  // the case is real on this model
+
+        QTemporaryDir dir;
+        QuantizeExportOptions o;
+        o.model_path = path_;
+        o.out_dir = dir.filePath("out").toStdString();
+        o.calib.text_path = cloq::test::tinystories_path();
+        o.calib.nsamples = 8;
+        o.calib.seqlen = 128;
+        o.profile.global.quant.bits = 2;
+        o.profile.global.quant.group = 64;
+        o.profile.global.rank = 16;
+        LayerOverride later_blocks;
+        later_blocks.match = R"(layers\.([2-9]|[12][0-9])\.)";
+        later_blocks.skip = true;
+        o.profile.overrides.push_back(later_blocks);
+        o.format = BaseFormat::Gptq;
+        o.compare = false;
+        o.spectral = false;
+        o.device = DeviceChoice::Cpu;
+        o.eval_text = cloq::test::wikitext_path();
+        o.eval_seqlen = 128;
+        o.eval_nsamples = 4;
+        QuantizeExportResult r;
+        try {
+            r = run_quantize_export(o);
+        } catch (const Error& e) {
+            QFAIL(e.what());
+        }
+        int quantized = 0;
+        for (const auto& m : r.modules) quantized += m.quantized;
+        QCOMPARE(quantized, 14);
+        qInfo("2-bit g64 r16 CLoQ, blocks 0-1, gptq v1: ppl float %.3f, export in memory %.3f, from the files %.3f",
+              r.ppl_float, r.ppl_export, r.ppl_files);
+        QCOMPARE(r.ppl_files, r.ppl_export);  // the files (read as v1: stored zero + 1) hold what was evaluated
+        QVERIFY(r.ppl_export > r.ppl_float);
+        const auto cfg = nlohmann::json::parse(std::ifstream(o.out_dir + "/base/config.json"));
+        QCOMPARE(cfg["quantization_config"]["checkpoint_format"].get<std::string>(), std::string("gptq"));
     }
 };
 

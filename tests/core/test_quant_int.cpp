@@ -78,6 +78,43 @@ private Q_SLOTS:
         QVERIFY(torch::equal(dequantize(qw), qw.Q));
         QVERIFY(qw.codes.max().item<int>() <= spec.maxq());
     }
+    void zeroFromOneKeepsEveryZeroStorableAsV1() {
+        // Checkpoint format gptq (v1) stores zero − 1: a zero point of 0 cannot be written. With zero_from_one the
+        // groups whose zero would be 0 (nearly one-sided: −xmin < scale/2) get zero 1 and scale xmax/(maxq − 1);
+        // every other group keeps its parameters and codes bit for bit, and nothing is clipped.
+        for (int bits : {2, 3, 4, 8}) {
+            torch::manual_seed(bits);
+            const int64_t out = 64, in = 256;
+            auto W = torch::randn({out, in}) * 0.05;
+            // Rows 0..31: shifted up so most groups are one-sided, some with a tiny negative tail.
+            W.slice(0, 0, 32).add_(0.12);
+            W.slice(0, 0, 8).clamp_min_(-1e-3);
+            const IntQuantSpec plain{bits, 64, false}, v1{bits, 64, false, true};
+            const auto a = quantize_rtn(W, plain), b = quantize_rtn(W, v1);
+            const auto moved = a.zeros == 0;
+            const int64_t n_moved = moved.sum().item<int64_t>();
+            QVERIFY2(n_moved > 0, qPrintable(QString("bits %1: no group with zero 0 to test").arg(bits)));
+            QCOMPARE(b.zeros.min().item<int>(), 1);
+            QVERIFY(torch::equal(b.zeros.masked_select(~moved), a.zeros.masked_select(~moved)));
+            QVERIFY(torch::equal(b.scales.masked_select(~moved), a.scales.masked_select(~moved)));
+            // Independent float64 check, group by group: moved groups span [xmin, xmax] (error ≤ scale/2, the top
+            // code lands on xmax), and the rest of the codes are unchanged.
+            const MatrixXd We = cloq::test::to_eigen(W), Qb = cloq::test::to_eigen(b.Q), Qa = cloq::test::to_eigen(a.Q);
+            const auto sb = b.scales.to(torch::kFloat64), mv = moved.to(torch::kInt32);
+            const double maxq = (1 << bits) - 1;
+            for (int64_t i = 0; i < out; ++i)
+                for (int64_t g = 0; g < in / 64; ++g) {
+                    const auto Wg = We.row(i).segment(g * 64, 64), Qg = Qb.row(i).segment(g * 64, 64);
+                    if (!mv[i][g].item<int>()) {
+                        QCOMPARE((Qg - Qa.row(i).segment(g * 64, 64)).cwiseAbs().maxCoeff(), 0.0);
+                        continue;
+                    }
+                    const double s = sb[i][g].item<double>(), xmax = std::max(0.0, Wg.maxCoeff());
+                    QVERIFY(std::abs(s - xmax / (maxq - 1)) <= 1e-6 * s);
+                    QVERIFY((Qg - Wg).cwiseAbs().maxCoeff() <= 0.5 * s * (1 + 1e-5));
+                }
+        }
+    }
     void roundsHalfToEven() {
         // w/scale lands exactly on .5: 0.5 -> 0 and 1.5 -> 2 (std::nearbyint / torch.round semantics)
         auto W = torch::tensor({{0.0f, 0.5f, 1.5f, 3.0f}});

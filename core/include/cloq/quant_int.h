@@ -1,7 +1,8 @@
 // Integer, group-wise, round-to-nearest quantization (DESIGN.md, Quantizers), in nn.Linear layout W [out, in].
 // Groups run along the input dimension; the last group may be ragged (G = ceil(in / g)); group -1 = per channel.
 // The parameter rule is GPTQ's (range widened to contain 0, zero = round(-xmin/scale), all-zero group -> [-1, 1],
-// symmetric zero = (2^b)/2), computed in float32 exactly as the reference does so codes match bit for bit.
+// symmetric zero = (2^b)/2), computed in float32 exactly as the reference does so codes match bit for bit
+// (IntQuantSpec::zero_from_one changes only the groups whose zero would be 0).
 #pragma once
 #include <torch/types.h>
 
@@ -13,6 +14,11 @@ struct IntQuantSpec {
     int bits = 2;     // 2, 3, 4 or 8
     int group = 64;   // group size along in-features; -1 = one group per row (per channel)
     bool sym = false; // symmetric (GPTQ's sym=True) instead of asymmetric
+    // Zero points kept in 1..maxq, so that checkpoint format `gptq` (v1), which stores zero − 1 in b bits, can
+    // hold every one (v1 loaders read a stored −1 as 2^b − 1, wrong weights). Set by the exporter for that format;
+    // not a user setting. A group whose zero would round to 0 gets zero 1 and scale xmax/(maxq − 1), which still
+    // spans [xmin, xmax] without clipping (see find_group_params).
+    bool zero_from_one = false;
 
     int maxq() const { return (1 << bits) - 1; }
     int64_t group_size(int64_t in_features) const { return group < 0 ? in_features : group; }
