@@ -22,8 +22,9 @@ double sq_norm(const torch::Tensor& t) { return t.square().sum().item<double>();
 
 bool same_quant(const LayerSettings& a, const LayerSettings& b) {
     return a.quant.bits == b.quant.bits && a.quant.group == b.quant.group && a.quant.sym == b.quant.sym &&
-           a.quant.zero_from_one == b.quant.zero_from_one && a.method == b.method && a.magr == b.magr && a.damp == b.damp && a.blocksize == b.blocksize &&
-           a.act_order == b.act_order && a.static_groups == b.static_groups;
+           a.quant.zero_from_one == b.quant.zero_from_one && a.method == b.method && a.magr == b.magr &&
+           a.damp == b.damp && a.blocksize == b.blocksize && a.act_order == b.act_order &&
+           a.static_groups == b.static_groups;
 }
 bool same_loftq(const LayerSettings& a, const LayerSettings& b) {
     return same_quant(a, b) && a.rank == b.rank && a.loftq_iters == b.loftq_iters && a.loftq_quant == b.loftq_quant;

@@ -4,7 +4,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cloq/error.h"
 #include "cloq/layer_solver.h"
 #include "cloq/lowrank.h"
 

@@ -57,7 +57,8 @@ int cmd_quantize(const Args& args, std::ostream& out, std::ostream& err) {
     add_quant_options(p, flags);
     p.option("lora-alpha", &flags.lora_alpha, "A", "LoRA alpha written to the adapter (the scaling is compensated)");
     p.section("Export");
-    p.option("format", &format, "gptq|gptq_v2|fp16", "base format: GPTQ checkpoint storing zero-1 (zero points kept >= 1 so it can) or zero, or float16");
+    p.option("format", &format, "gptq|gptq_v2|fp16",
+             "base format: GPTQ checkpoint storing zero-1 (zero points kept >= 1 so it can) or zero, or float16");
     p.option("adapter-dtype", &adapter_dtype, "T", "adapter tensors: float32, float16 or bfloat16");
     p.option("profile", &profile_path, "P.json", "settings profile (global + per-module overrides); flags given "
              "explicitly override its global settings");
