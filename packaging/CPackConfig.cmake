@@ -27,7 +27,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 # therefore invisible to dpkg-shlibdeps.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(_cloq_runtime_depends
-  # LibTorch's eigh/SVD go through the system LAPACK; the reference netlib one is 5-10x slower (DESIGN.md).
+  # LibTorch's eigh/SVD go through the system LAPACK; the reference netlib one is 5-10x slower (docs/design.md).
   "libopenblas0-pthread")
 set(_cloq_recommends "")
 if(CLOQ_BUILD_GUI)

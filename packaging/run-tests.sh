@@ -20,6 +20,8 @@ stage() {  # stage NAME COMMAND...: runs one stage and records its wall time
 trap 'echo "=== run-tests: stage times:"; printf "    %s\n" "${STAGE_TIMES[@]}"; echo "    total        $SECONDS s"' EXIT
 
 stage deps bash packaging/install-deps.sh
+# The dependency order of the tree (docs/design.md, Architecture): core/ by concern, no Qt/ui/app in core.
+stage layering python3 tests/tools/check_layering.py
 # SmolLM2-135M (GGUF) for the slow tests: fetched into a cache outside the repository; the tests find it here.
 CLOQ_SMOLLM2_GGUF=${CLOQ_SMOLLM2_GGUF:-$(bash packaging/fetch-smollm2.sh)}  # a failed fetch stops here (set -e)
 export CLOQ_SMOLLM2_GGUF

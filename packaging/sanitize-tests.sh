@@ -11,10 +11,12 @@ BUILD=$(bash packaging/configure-sanitized.sh)
 # The suites that exercise the parsers, the file writers and the engine end to end (cli_layer runs GPTQ, every init
 # and the metrics through `cloq layer`) — where memory errors and UB would live. The float64 Eigen comparisons
 # (lowrank, metrics, layer_solver, magr) stay out: they are the slowest suites to compile and add no parser code.
-SUITES=(safetensors npy gguf tokenizer_spm tokenizer_bpe profile hostile_inputs quant_int gptq nf_quant cli_layer
-        atomic_file gptq_pack peft_export gptq_checkpoint model_files llama_model)
+SUITES=(core_test_safetensors core_test_npy core_test_gguf core_test_tokenizer_spm core_test_tokenizer_bpe
+        core_test_profile cli_test_hostile_inputs core_test_quant_int core_test_gptq core_test_nf_quant
+        cli_test_cli_layer core_test_atomic_file core_test_gptq_pack core_test_peft_export core_test_gptq_checkpoint
+        core_test_model_files core_test_llama_model)
 targets=() regex=""
-for s in "${SUITES[@]}"; do targets+=("core_test_$s"); regex+="${regex:+|}^core_test_$s\$"; done
+for s in "${SUITES[@]}"; do targets+=("$s"); regex+="${regex:+|}^$s\$"; done
 cmake --build "$BUILD" -j"$JOBS" --target cloq "${targets[@]}"
 
 SUPP=$(pwd)/packaging/sanitizers

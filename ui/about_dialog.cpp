@@ -1,14 +1,14 @@
 #include "about_dialog.h"
 
+#include <torch/version.h>
 #include <QDialogButtonBox>
 #include <QHBoxLayout>
 #include <QIcon>
 #include <QLabel>
 #include <QVBoxLayout>
 #include <QtCharts/QChart>
-#include <torch/version.h>
 
-#include "cloq/settings.h"
+#include "cloq/settings/settings.h"
 
 namespace cloq::ui {
 

@@ -8,7 +8,7 @@
 
 #include <chrono>
 
-#include "cloq/error.h"
+#include "cloq/base/error.h"
 
 namespace cloq::ui {
 
@@ -65,14 +65,17 @@ void BackgroundJob::start(Work work, QThreadPool* pool) {
         if (shared->progress_pending || !shared->job) return;  // coalesce: the pending event reads the latest
         shared->progress_pending = true;
         const auto since = std::chrono::steady_clock::now() - shared->last_delivery;
-        const int delay_ms = since >= kProgressInterval
-                                 ? 0
-                                 : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(kProgressInterval - since).count());
+        const int delay_ms =
+            since >= kProgressInterval
+                ? 0
+                : static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(kProgressInterval - since).count());
         QMetaObject::invokeMethod(
             shared->job,
             [job = shared->job, delay_ms] {
-                if (delay_ms == 0) job->deliverProgress();
-                else QTimer::singleShot(delay_ms, job, [job] { job->deliverProgress(); });
+                if (delay_ms == 0)
+                    job->deliverProgress();
+                else
+                    QTimer::singleShot(delay_ms, job, [job] { job->deliverProgress(); });
             },
             Qt::QueuedConnection);
     };
@@ -86,7 +89,7 @@ void BackgroundJob::start(Work work, QThreadPool* pool) {
             outcome = 2;
         } catch (const std::exception& e) {
             outcome = 1;
-            message = QString::fromStdString(e.what());
+            message = QString::fromStdString(cloq::error_message(e));
         } catch (...) {
             outcome = 1;
             message = "unknown error";
@@ -102,8 +105,6 @@ void BackgroundJob::start(Work work, QThreadPool* pool) {
 void BackgroundJob::cancel() {
     if (running_) shared_->cancel.cancel();
 }
-
-bool BackgroundJob::isCancelRequested() const { return shared_->cancel.cancelled(); }
 
 void BackgroundJob::deliverProgress() {
     {

@@ -9,7 +9,7 @@
 #include <functional>
 #include <memory>
 
-#include "cloq/progress.h"
+#include "cloq/base/progress.h"
 
 class QThreadPool;
 
@@ -27,7 +27,6 @@ public:
     void start(Work work, QThreadPool* pool = nullptr);
     void cancel();
     bool isRunning() const { return running_; }
-    bool isCancelRequested() const;
     QString title() const { return title_; }
     double fraction() const { return fraction_; }
     QString step() const { return step_; }

@@ -11,7 +11,7 @@
 #include <QtCharts/QValueAxis>
 #include <cmath>
 
-#include "cloq/error.h"
+#include "cloq/base/error.h"
 
 namespace cloq::ui {
 

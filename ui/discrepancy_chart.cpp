@@ -4,7 +4,6 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QVBoxLayout>
-#include <cmath>
 #include <QtCharts/QBarCategoryAxis>
 #include <QtCharts/QBarSeries>
 #include <QtCharts/QBarSet>
@@ -12,6 +11,7 @@
 #include <QtCharts/QChartView>
 #include <QtCharts/QLegend>
 #include <QtCharts/QValueAxis>
+#include <cmath>
 
 #include "theme.h"
 
@@ -23,10 +23,14 @@ const char* kTitles[4] = {"Spectral ‖XDᵀ‖₂", "Frobenius ‖XDᵀ‖_F", 
 
 double pick(const MethodMetrics& m, int which) {
     switch (which) {
-        case 0: return m.spec;
-        case 1: return m.fro;
-        case 2: return m.spec_rel;
-        default: return m.fro_rel;
+    case 0:
+        return m.spec;
+    case 1:
+        return m.fro;
+    case 2:
+        return m.spec_rel;
+    default:
+        return m.fro_rel;
     }
 }
 }  // namespace
@@ -146,13 +150,14 @@ void DiscrepancyChart::setReport(const LayerReport& r) {
         p.axis->applyNiceNumbers();
     }
     const double c = r.cloq.fro_rel, l = r.loftq.fro_rel, z = r.zero.fro_rel;
-    QString text = QString("<b>%1</b> &nbsp; %2×%3, %4-bit, group %5, rank %6. ")
-                       .arg(QString::fromStdString(r.name).toHtmlEscaped())
-                       .arg(r.out)
-                       .arg(r.in)
-                       .arg(r.settings.quant.bits)
-                       .arg(r.settings.quant.group < 0 ? QString("per channel") : QString::number(r.settings.quant.group))
-                       .arg(r.settings.rank);
+    QString text =
+        QString("<b>%1</b> &nbsp; %2×%3, %4-bit, group %5, rank %6. ")
+            .arg(QString::fromStdString(r.name).toHtmlEscaped())
+            .arg(r.out)
+            .arg(r.in)
+            .arg(r.settings.quant.bits)
+            .arg(r.settings.quant.group < 0 ? QString("per channel") : QString::number(r.settings.quant.group))
+            .arg(r.settings.rank);
     if (r.cloq.valid && r.loftq.valid && l > 0) {
         const double gain = 100.0 * (1.0 - c / l);
         text += QString("CLoQ leaves <b>%1</b> of the output (Frobenius), LoftQ %2, zero init %3: ")

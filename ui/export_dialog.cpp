@@ -19,6 +19,7 @@
 #include <QVBoxLayout>
 
 #include "background_job.h"
+#include "cloq/base/error.h"
 #include "main_window.h"
 #include "model_session.h"
 
@@ -33,8 +34,9 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
     auto* row = new QHBoxLayout();
     folder_ = new QLineEdit(this);
     folder_->setObjectName("exportFolder");
-    folder_->setToolTip("Output folder OUT (must not exist yet; it is written to a temporary sibling and renamed "
-                        "when complete, so a failed or cancelled export leaves nothing behind)");
+    folder_->setToolTip(
+        "Output folder OUT (must not exist yet; it is written to a temporary sibling and renamed "
+        "when complete, so a failed or cancelled export leaves nothing behind)");
     auto* browse = new QToolButton(this);
     browse->setText("…");
     browse->setToolTip("Choose the output folder");
@@ -46,8 +48,9 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
     auto* what = new QGroupBox("What to write", this);
     auto* form = new QFormLayout(what);
     adapter_ = new QCheckBox("LoRA adapter (PEFT: adapter_config.json + adapter_model.safetensors)", what);
-    adapter_->setToolTip("CLoQ's lora_A / lora_B for every layer; lora_A is divided by alpha/r so PEFT's scaling "
-                         "reproduces the solved weight exactly");
+    adapter_->setToolTip(
+        "CLoQ's lora_A / lora_B for every layer; lora_A is divided by alpha/r so PEFT's scaling "
+        "reproduces the solved weight exactly");
     dtype_ = new QComboBox(what);
     dtype_->addItems({"float16", "float32"});
     dtype_->setToolTip("Data type of the saved adapter factors");
@@ -61,8 +64,9 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
     baseFormat_->addItem("GPTQ checkpoint (gptq)", "gptq");
     baseFormat_->addItem("GPTQ checkpoint (gptq_v2)", "gptq_v2");
     baseFormat_->addItem("dequantized float16", "fp16");
-    baseFormat_->setToolTip("gptq stores zero−1 (AutoGPTQ; zero points are kept ≥ 1 so it can), gptq_v2 stores the "
-                            "zero point (GPTQModel); float16 is the plain dequantized model");
+    baseFormat_->setToolTip(
+        "gptq stores zero−1 (AutoGPTQ; zero points are kept ≥ 1 so it can), gptq_v2 stores the "
+        "zero point (GPTQModel); float16 is the plain dequantized model");
     auto* brow = new QHBoxLayout();
     brow->addWidget(base_, 1);
     brow->addWidget(baseFormat_);
@@ -148,20 +152,22 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
             window_->loadProfile(f);
             status_->setText("Loaded " + f);
         } catch (const std::exception& e) {
-            QMessageBox::warning(this, "Load settings profile", e.what());
+            QMessageBox::warning(this, "Load settings profile", QString::fromStdString(cloq::error_message(e)));
         }
     });
     connect(saveProfile_, &QPushButton::clicked, this, [this] {
-        const QString f = QFileDialog::getSaveFileName(this, "Save settings profile", "profile.json", "Profiles (*.json)");
+        const QString f =
+            QFileDialog::getSaveFileName(this, "Save settings profile", "profile.json", "Profiles (*.json)");
         if (f.isEmpty()) return;
         try {
             window_->saveProfile(f);
             status_->setText("Saved " + f);
         } catch (const std::exception& e) {
-            QMessageBox::warning(this, "Save settings profile", e.what());
+            QMessageBox::warning(this, "Save settings profile", QString::fromStdString(cloq::error_message(e)));
         }
     });
-    if (window_->session()) folder_->setText(QDir::home().absoluteFilePath(QFileInfo(window_->session()->dir).fileName() + "-cloq"));
+    if (window_->session())
+        folder_->setText(QDir::home().absoluteFilePath(QFileInfo(window_->session()->dir).fileName() + "-cloq"));
     updateEnabled();
     resize(620, 480);
 }
@@ -225,7 +231,7 @@ void ExportDialog::startExport() {
         try {
             render_charts(window_, chartsDir, req.chart_format);
         } catch (const std::exception& e) {
-            status_->setText(e.what());
+            status_->setText(QString::fromStdString(cloq::error_message(e)));
             Q_EMIT exportFinished(false, status_->text());
             return;
         }

@@ -6,12 +6,12 @@
 #include <QTabWidget>
 
 #include "chart_panel.h"
-#include "cloq/error.h"
+#include "cloq/base/error.h"
 #include "main_window.h"
 #include "model_session.h"
 #include "studio_options.h"
 
-#include "cloq/quantize_pipeline.h"
+#include "cloq/pipeline/quantize_pipeline.h"
 #ifdef CLOQ_HAVE_ZIP
 #include "zip_bundle.h"
 #endif

@@ -5,9 +5,9 @@
 #include <functional>
 #include <string>
 
-#include "cloq/progress.h"
-#include "cloq/profile.h"
-#include "cloq/settings.h"
+#include "cloq/base/progress.h"
+#include "cloq/settings/profile.h"
+#include "cloq/settings/settings.h"
 
 namespace cloq::ui {
 
@@ -15,17 +15,17 @@ class ModelSession;
 class MainWindow;
 
 struct ExportRequest {
-    QString folder;                 // OUT: created atomically; must not exist (or be empty)
-    bool adapter = true;            // OUT/adapter (PEFT)
-    bool base = true;               // OUT/base
-    QString base_format = "gptq";   // gptq | gptq_v2 | fp16
+    QString folder;                // OUT: created atomically; must not exist (or be empty)
+    bool adapter = true;           // OUT/adapter (PEFT)
+    bool base = true;              // OUT/base
+    QString base_format = "gptq";  // gptq | gptq_v2 | fp16
     QString adapter_dtype = "float16";
-    bool profile = true;            // OUT/profile.json
-    bool report = true;             // OUT/report.json + report.csv
-    bool charts = true;             // OUT/charts/<tab>.<fmt> for the selected layer
-    QString chart_format = "png";   // png | svg | both
+    bool profile = true;           // OUT/profile.json
+    bool report = true;            // OUT/report.json + report.csv
+    bool charts = true;            // OUT/charts/<tab>.<fmt> for the selected layer
+    QString chart_format = "png";  // png | svg | both
     bool zip = false;
-    QString zip_path;               // OUT.zip by default
+    QString zip_path;  // OUT.zip by default
 };
 
 // Renders the chart tabs of `window` for its current layer into `dir` (UI thread). Returns the files written.

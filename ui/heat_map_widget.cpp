@@ -1,7 +1,6 @@
 #include "heat_map_widget.h"
 
 #include <QHelpEvent>
-#include <algorithm>
 #include <QPainter>
 #include <QToolTip>
 #include <algorithm>
@@ -67,8 +66,7 @@ void HeatMapWidget::paintEvent(QPaintEvent*) {
     bold.setBold(true);
     p.setFont(bold);
     const QFontMetrics fm(font());
-    p.drawText(QRect(0, 2, width(), fm.height() + 4), Qt::AlignHCenter | Qt::AlignVCenter,
-               "RMS of W − Q per group");
+    p.drawText(QRect(0, 2, width(), fm.height() + 4), Qt::AlignHCenter | Qt::AlignVCenter, "RMS of W − Q per group");
     p.setFont(font());
     const QRect pr = plotRect();
     if (image_.isNull()) {
@@ -91,8 +89,8 @@ void HeatMapWidget::paintEvent(QPaintEvent*) {
     p.save();
     p.translate(fm.height(), pr.center().y());
     p.rotate(-90);
-    const QString ylabel = grid_.rows_per_cell > 1 ? QString("output rows (%1 per cell)").arg(grid_.rows_per_cell)
-                                                   : QString("output row");
+    const QString ylabel =
+        grid_.rows_per_cell > 1 ? QString("output rows (%1 per cell)").arg(grid_.rows_per_cell) : QString("output row");
     p.drawText(QRect(-pr.height() / 2, -fm.height(), pr.height(), fm.height() + 2), Qt::AlignCenter, ylabel);
     p.restore();
     // colour bar
@@ -105,8 +103,7 @@ void HeatMapWidget::paintEvent(QPaintEvent*) {
     p.drawRect(bar.adjusted(0, 0, -1, -1));
     const int lx = bar.right() + 4;
     p.drawText(QRect(lx, bar.top() - 2, width() - lx, fm.height()), Qt::AlignLeft, format_number(hi_));
-    p.drawText(QRect(lx, bar.bottom() - fm.height() + 2, width() - lx, fm.height()), Qt::AlignLeft,
-               format_number(lo_));
+    p.drawText(QRect(lx, bar.bottom() - fm.height() + 2, width() - lx, fm.height()), Qt::AlignLeft, format_number(lo_));
 }
 
 bool HeatMapWidget::event(QEvent* e) {

@@ -20,7 +20,7 @@ public:
 
 protected:
     void paintEvent(QPaintEvent*) override;
-    bool event(QEvent* e) override;   // tooltips: the cell under the mouse
+    bool event(QEvent* e) override;  // tooltips: the cell under the mouse
 
 private:
     QRect plotRect() const;

@@ -5,7 +5,8 @@
 #include <chrono>
 #include <cmath>
 
-#include "cloq/layer_solver.h"
+#include "cloq/base/timing.h"
+#include "cloq/lowrank/layer_solver.h"
 
 namespace cloq::ui {
 namespace {
@@ -70,8 +71,8 @@ GroupErrorGrid group_error_grid(const torch::Tensor& W, const torch::Tensor& Q, 
     padded.narrow(1, 0, in).copy_(err2);
     auto counts = torch::zeros({ngroups * g}, err2.options());
     counts.narrow(0, 0, in).fill_(1.0);
-    auto sums = padded.view({out, ngroups, g}).sum(2);             // [out, G]
-    auto n = counts.view({ngroups, g}).sum(1).unsqueeze(0);       // [1, G]
+    auto sums = padded.view({out, ngroups, g}).sum(2);       // [out, G]
+    auto n = counts.view({ngroups, g}).sum(1).unsqueeze(0);  // [1, G]
     auto mse = sums / n;
     // Pool output rows so tall layers stay a few hundred cells high.
     const int rows_per_cell = static_cast<int>((out + max_rows - 1) / max_rows);
@@ -91,7 +92,7 @@ GroupErrorGrid group_error_grid(const torch::Tensor& W, const torch::Tensor& Q, 
 }
 
 LayerReport build_report_phase1(const LayerSolver& solver, const std::string& name, const LayerReport* same_q) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const Stopwatch t0;
     LayerReport r;
     r.name = name;
     r.out = solver.out_features();
@@ -118,7 +119,7 @@ LayerReport build_report_phase1(const LayerSolver& solver, const std::string& na
     }
     const auto timings = solver.timings();
     if (auto it = timings.find("quantize"); it != timings.end()) r.quantize_ms = it->second * 1000.0;
-    r.solve_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    r.solve_ms = t0.ms();
     r.loftq_pending = true;
     return r;
 }

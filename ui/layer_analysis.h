@@ -18,7 +18,8 @@ int sweep_rank_max(int64_t out, int64_t in, int rank);
 // Requires update() and ensure(Svd) done on `solver`. `same_q`: a report of the same layer whose quantized weight
 // is unchanged (same quantizer settings): its histograms and heat map are reused instead of recomputed, which keeps
 // rank/split changes on large layers fast.
-LayerReport build_report_phase1(const LayerSolver& solver, const std::string& name, const LayerReport* same_q = nullptr);
+LayerReport build_report_phase1(const LayerSolver& solver, const std::string& name,
+                                const LayerReport* same_q = nullptr);
 // Requires ensure(Loftq); fills LoftQ's metrics and sweep and every spectral norm.
 void complete_report(LayerReport& report, const LayerSolver& solver);
 

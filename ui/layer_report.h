@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "cloq/settings.h"
+#include "cloq/settings/settings.h"
 
 namespace cloq::ui {
 
-// ‖X Dᵀ‖ for one initialization, absolute and relative to ‖X Wᵀ‖ (DESIGN.md, Notation).
+// ‖X Dᵀ‖ for one initialization, absolute and relative to ‖X Wᵀ‖ (docs/design.md, Notation).
 struct MethodMetrics {
     double fro = 0, spec = 0, fro_rel = 0, spec_rel = 0;
     bool valid = false;
@@ -35,29 +35,33 @@ struct GroupErrorGrid {
 };
 
 struct LayerReport {
-    std::string name;               // e.g. model.layers.0.self_attn.q_proj (or "synthetic")
+    std::string name;  // e.g. model.layers.0.self_attn.q_proj (or "synthetic")
     int64_t out = 0, in = 0;
     LayerSettings settings;
     MethodMetrics zero, svd, loftq, cloq;
-    int r_max = 0;                  // rank sweep covers r = 0..r_max
+    int r_max = 0;                                           // rank sweep covers r = 0..r_max
     std::vector<double> sweep_cloq, sweep_loftq, sweep_svd;  // relative Frobenius discrepancy per rank
-    std::vector<double> sv_cloq;    // singular values of R·ΔWᵀ (what CLoQ truncates), descending
-    std::vector<double> sv_delta;   // singular values of ΔW (what LoftQ / SVD truncate), descending
-    double cloq_optimal = 0;        // sqrt(Σ_{i>r} S_i²) w.r.t. H_λ: the closed form CLoQ attains
+    std::vector<double> sv_cloq;   // singular values of R·ΔWᵀ (what CLoQ truncates), descending
+    std::vector<double> sv_delta;  // singular values of ΔW (what LoftQ / SVD truncate), descending
+    double cloq_optimal = 0;       // sqrt(Σ_{i>r} S_i²) w.r.t. H_λ: the closed form CLoQ attains
     Histogram hist_w, hist_q, hist_err;
     GroupErrorGrid group_error;
     double quantize_ms = 0, solve_ms = 0, total_ms = 0;
-    uint64_t generation = 0;        // request counter: a report older than the newest request is stale
+    uint64_t generation = 0;  // request counter: a report older than the newest request is stale
     // Phase 1 reports (instant) carry LoftQ and the spectral norms of the previous report until phase 2 (LoftQ
     // re-quantizes T times; spectral norms need Lanczos) replaces them: `loftq_pending` says which one this is.
     bool loftq_pending = false;
 
     const MethodMetrics& metrics(InitMethod m) const {
         switch (m) {
-            case InitMethod::Zero: return zero;
-            case InitMethod::Svd: return svd;
-            case InitMethod::Loftq: return loftq;
-            default: return cloq;
+        case InitMethod::Zero:
+            return zero;
+        case InitMethod::Svd:
+            return svd;
+        case InitMethod::Loftq:
+            return loftq;
+        default:
+            return cloq;
         }
     }
 };

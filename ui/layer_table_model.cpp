@@ -14,12 +14,16 @@ QString split_text(Split s) { return QString::fromStdString(cloq::to_string(s));
 double metric_of(const LayerRow& r, int column) {
     if (!r.has_metrics) return NAN;
     switch (column) {
-        case LayerTableModel::Zero: return r.zero.fro_rel;
-        case LayerTableModel::Loftq: return r.loftq.fro_rel;
-        case LayerTableModel::Cloq: return r.cloq.fro_rel;
-        case LayerTableModel::Gain:
-            return r.loftq.fro_rel > 0 ? 100.0 * (1.0 - r.cloq.fro_rel / r.loftq.fro_rel) : NAN;
-        default: return NAN;
+    case LayerTableModel::Zero:
+        return r.zero.fro_rel;
+    case LayerTableModel::Loftq:
+        return r.loftq.fro_rel;
+    case LayerTableModel::Cloq:
+        return r.cloq.fro_rel;
+    case LayerTableModel::Gain:
+        return r.loftq.fro_rel > 0 ? 100.0 * (1.0 - r.cloq.fro_rel / r.loftq.fro_rel) : NAN;
+    default:
+        return NAN;
     }
 }
 }  // namespace
@@ -112,8 +116,8 @@ void LayerTableModel::updateMetrics(const QString& name, const MethodMetrics& ze
         Q_EMIT dataChanged(index(0, 0), index(rowCount() - 1, ColumnCount - 1));
         if (!flat_)
             for (int b = 0; b < blocks_.size(); ++b)
-                Q_EMIT dataChanged(index(0, 0, index(b, 0)), index(blockRows_[b].size() - 1, ColumnCount - 1,
-                                                                   index(b, 0)));
+                Q_EMIT dataChanged(index(0, 0, index(b, 0)),
+                                   index(blockRows_[b].size() - 1, ColumnCount - 1, index(b, 0)));
     } else {
         Q_EMIT dataChanged(indexOfLayer(name, 0), indexOfLayer(name, ColumnCount - 1));
         if (!flat_) {
@@ -185,19 +189,18 @@ int LayerTableModel::columnCount(const QModelIndex&) const { return ColumnCount;
 QVariant LayerTableModel::headerData(int section, Qt::Orientation o, int role) const {
     if (o != Qt::Horizontal) return {};
     // Short headers keep the three discrepancy columns in view in a narrow explorer; the tooltips spell them out.
-    static const char* names[ColumnCount] = {"Module", "Shape", "b", "Group", "r", "Split",
-                                             "Zero", "LoftQ", "CLoQ", "Gain"};
-    static const char* tips[ColumnCount] = {
-        "Decoder block and linear module",
-        "out × in of the weight",
-        "b: bit width of the quantized base",
-        "Quantization group size along the input (chan = per channel)",
-        "r: LoRA rank",
-        "Factor split of the CLoQ adapter (paper Table 6)",
-        "‖X(Q−W)ᵀ‖_F / ‖XWᵀ‖_F: zero init (QLoRA), the quantization error alone",
-        "Relative Frobenius discrepancy after LoftQ's initialization",
-        "Relative Frobenius discrepancy after CLoQ's initialization",
-        "How much of LoftQ's remaining discrepancy CLoQ removes (%)"};
+    static const char* names[ColumnCount] = {"Module", "Shape", "b",     "Group", "r",
+                                             "Split",  "Zero",  "LoftQ", "CLoQ",  "Gain"};
+    static const char* tips[ColumnCount] = {"Decoder block and linear module",
+                                            "out × in of the weight",
+                                            "b: bit width of the quantized base",
+                                            "Quantization group size along the input (chan = per channel)",
+                                            "r: LoRA rank",
+                                            "Factor split of the CLoQ adapter (paper Table 6)",
+                                            "‖X(Q−W)ᵀ‖_F / ‖XWᵀ‖_F: zero init (QLoRA), the quantization error alone",
+                                            "Relative Frobenius discrepancy after LoftQ's initialization",
+                                            "Relative Frobenius discrepancy after CLoQ's initialization",
+                                            "How much of LoftQ's remaining discrepancy CLoQ removes (%)"};
     if (role == Qt::DisplayRole) return QString(names[section]);
     if (role == Qt::ToolTipRole) return QString(tips[section]);
     return {};
@@ -216,26 +219,39 @@ QVariant LayerTableModel::cellData(const LayerRow& r, int column, int role) cons
     const bool metric_col = column >= Zero;
     if (role == Qt::DisplayRole) {
         switch (column) {
-            case Module: return flat_ ? QString("%1.%2").arg(r.block).arg(r.kind) : r.kind;
-            case Shape: return QString("%1×%2").arg(r.out).arg(r.in);
-            case Bits: return r.settings.quant.bits;
-            case Group: return group_text(r.settings.quant.group);
-            case Rank: return r.settings.rank;
-            case Split: return split_text(r.settings.split);
-            default:
-                if (!std::isfinite(m)) return QString("—");
-                return column == Gain ? QString("%1 %").arg(m, 0, 'f', 1) : QString::number(m, 'f', 3);
+        case Module:
+            return flat_ ? QString("%1.%2").arg(r.block).arg(r.kind) : r.kind;
+        case Shape:
+            return QString("%1×%2").arg(r.out).arg(r.in);
+        case Bits:
+            return r.settings.quant.bits;
+        case Group:
+            return group_text(r.settings.quant.group);
+        case Rank:
+            return r.settings.rank;
+        case Split:
+            return split_text(r.settings.split);
+        default:
+            if (!std::isfinite(m)) return QString("—");
+            return column == Gain ? QString("%1 %").arg(m, 0, 'f', 1) : QString::number(m, 'f', 3);
         }
     }
     if (role == SortRole) {
         switch (column) {
-            case Module: return static_cast<int>(&r - rows_.constData());  // depth order
-            case Shape: return double(r.out) * double(r.in);
-            case Bits: return r.settings.quant.bits;
-            case Group: return r.settings.quant.group;
-            case Rank: return r.settings.rank;
-            case Split: return static_cast<int>(r.settings.split);
-            default: return std::isfinite(m) ? m : -1.0;
+        case Module:
+            return static_cast<int>(&r - rows_.constData());  // depth order
+        case Shape:
+            return double(r.out) * double(r.in);
+        case Bits:
+            return r.settings.quant.bits;
+        case Group:
+            return r.settings.quant.group;
+        case Rank:
+            return r.settings.rank;
+        case Split:
+            return static_cast<int>(r.settings.split);
+        default:
+            return std::isfinite(m) ? m : -1.0;
         }
     }
     if (role == Qt::BackgroundRole && metric_col && column != Gain && std::isfinite(m)) return heatColor(m);
@@ -298,7 +314,8 @@ QVariant LayerTableModel::blockData(int b, int column, int role) const {
     }
     if (role == Qt::TextAlignmentRole && column != Module)
         return QVariant::fromValue(Qt::Alignment(Qt::AlignRight | Qt::AlignVCenter));
-    if (role == Qt::ToolTipRole) return QString("Decoder block %1 (mean over its %2 modules)").arg(blocks_[b]).arg(members.size());
+    if (role == Qt::ToolTipRole)
+        return QString("Decoder block %1 (mean over its %2 modules)").arg(blocks_[b]).arg(members.size());
     if (role == Qt::FontRole) {
         QFont f;
         f.setBold(true);

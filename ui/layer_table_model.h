@@ -6,15 +6,15 @@
 #include <QHash>
 #include <QVector>
 
-#include "cloq/settings.h"
+#include "cloq/settings/settings.h"
 #include "layer_report.h"
 
 namespace cloq::ui {
 
 struct LayerRow {
-    QString name;       // model.layers.3.mlp.down_proj
+    QString name;  // model.layers.3.mlp.down_proj
     int block = 0;
-    QString kind;       // down_proj
+    QString kind;  // down_proj
     int64_t out = 0, in = 0;
     LayerSettings settings;
     bool overridden = false;
@@ -43,7 +43,7 @@ public:
     const LayerRow* layer(const QString& name) const;
     const QVector<LayerRow>& layers() const { return rows_; }
     QModelIndex indexOfLayer(const QString& name, int column = 0) const;
-    QString layerName(const QModelIndex& index) const;   // empty for block rows
+    QString layerName(const QModelIndex& index) const;  // empty for block rows
 
     QModelIndex index(int row, int column, const QModelIndex& parent = {}) const override;
     QModelIndex parent(const QModelIndex& child) const override;
@@ -62,8 +62,8 @@ private:
     const LayerRow* rowFor(const QModelIndex& index) const;
 
     QVector<LayerRow> rows_;
-    QVector<int> blocks_;                 // block numbers in order
-    QVector<QVector<int>> blockRows_;     // rows_ indices per block
+    QVector<int> blocks_;              // block numbers in order
+    QVector<QVector<int>> blockRows_;  // rows_ indices per block
     QHash<QString, int> byName_;
     bool flat_ = false;
     double scaleLo_ = 0, scaleHi_ = 1;

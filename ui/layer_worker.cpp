@@ -4,14 +4,18 @@
 
 #include <chrono>
 
-#include "cloq/error.h"
-#include "cloq/hessian_factor.h"
-#include "cloq/layer_solver.h"
+#include "cloq/base/error.h"
+#include "cloq/base/timing.h"
+#include "cloq/lowrank/hessian_factor.h"
+#include "cloq/lowrank/layer_solver.h"
 #include "layer_analysis.h"
 
 namespace cloq::ui {
 
-LayerWorker::LayerWorker(QObject* parent, int cached_layers) : QObject(parent), capacity_(cached_layers) {
+LayerWorker::LayerWorker(QObject* parent, int cached_layers)
+    : QObject(parent),
+      capacity_(cached_layers),
+      factors_(FactorCache::Keep::Bounded, static_cast<size_t>(cached_layers)) {
     qRegisterMetaType<cloq::ui::LayerReport>();
     thread_ = std::thread([this] { run(); });
 }
@@ -26,12 +30,6 @@ LayerWorker::~LayerWorker() {
     thread_.join();
 }
 
-bool LayerWorker::sameQuantization(const LayerSettings& a, const LayerSettings& b) {
-    return a.quant.bits == b.quant.bits && a.quant.group == b.quant.group && a.quant.sym == b.quant.sym &&
-           a.method == b.method && a.magr == b.magr && a.damp == b.damp && a.blocksize == b.blocksize &&
-           a.act_order == b.act_order && a.static_groups == b.static_groups;
-}
-
 uint64_t LayerWorker::request(const LayerSource& source, const LayerSettings& settings) {
     uint64_t gen;
     {
@@ -42,7 +40,7 @@ uint64_t LayerWorker::request(const LayerSource& source, const LayerSettings& se
         // layer and quantizer settings is kept: the next request reuses it and only re-truncates.
         if (running_) {
             const bool other_layer = running_->source.key != source.key;
-            const bool other_quant = !sameQuantization(running_->settings, settings);
+            const bool other_quant = !same_quantization(running_->settings, settings);
             if (other_layer || other_quant || runningPhase2_) runningToken_.cancel();
         }
     }
@@ -103,7 +101,8 @@ void LayerWorker::run() {
         } catch (const Cancelled&) {
             Q_EMIT cancelled(req.generation, QString::fromStdString(req.source.key));
         } catch (const std::exception& e) {
-            Q_EMIT failed(req.generation, QString::fromStdString(req.source.key), QString::fromStdString(e.what()));
+            Q_EMIT failed(req.generation, QString::fromStdString(req.source.key),
+                          QString::fromStdString(cloq::error_message(e)));
         }
         bool idle;
         {
@@ -119,14 +118,8 @@ LayerSolver& LayerWorker::solverFor(const Request& req, const Progress& progress
     const std::string& key = req.source.key;
     auto it = solvers_.find(key);
     if (it == solvers_.end()) {
-        std::shared_ptr<const HessianFactor> factor;
-        if (auto f = factors_.find(req.source.group_key); f != factors_.end()) {
-            factor = f->second;
-        } else {
-            torch::Tensor H = req.source.load_hessian(progress);
-            factor = std::make_shared<HessianFactor>(H, req.source.group_key, progress);
-            factors_[req.source.group_key] = factor;
-        }
+        const auto factor = factors_.get(
+            req.source.group_key, 0, [&] { return req.source.load_hessian(progress); }, progress);
         torch::Tensor W = req.source.load_weight(progress);
         it = solvers_.emplace(key, std::make_unique<LayerSolver>(W, factor, key)).first;
     }
@@ -137,13 +130,11 @@ LayerSolver& LayerWorker::solverFor(const Request& req, const Progress& progress
         lastReports_.erase(lru_.front());
         lru_.erase(lru_.begin());
     }
-    // Factors are small next to solvers only for small layers; keep at most as many as solvers.
-    while (static_cast<int>(factors_.size()) > capacity_) factors_.erase(factors_.begin());
     return *it->second;
 }
 
 void LayerWorker::process(const Request& req, const Progress& progress) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const Stopwatch t0;
     const std::string& key = req.source.key;
     LayerSolver* solver = nullptr;
     try {
@@ -158,7 +149,8 @@ void LayerWorker::process(const Request& req, const Progress& progress) {
         throw;
     }
     const LayerReport* same_q = nullptr;
-    if (auto prev = lastReports_.find(key); prev != lastReports_.end() && sameQuantization(prev->second.settings, req.settings))
+    if (auto prev = lastReports_.find(key);
+        prev != lastReports_.end() && same_quantization(prev->second.settings, req.settings))
         same_q = &prev->second;
     LayerReport report = build_report_phase1(*solver, key, same_q);
     report.generation = req.generation;
@@ -171,7 +163,7 @@ void LayerWorker::process(const Request& req, const Progress& progress) {
         report.svd.spec = p.svd.spec, report.svd.spec_rel = p.svd.spec_rel;
         report.cloq.spec = p.cloq.spec, report.cloq.spec_rel = p.cloq.spec_rel;
     }
-    report.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    report.total_ms = t0.ms();
     Q_EMIT reportReady(report);
 
     {
@@ -189,7 +181,7 @@ void LayerWorker::process(const Request& req, const Progress& progress) {
     }
     progress(1.0, "metrics");
     complete_report(report, *solver);
-    report.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    report.total_ms = t0.ms();
     lastReports_[key] = report;
     Q_EMIT reportReady(report);
 }

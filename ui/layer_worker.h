@@ -14,7 +14,8 @@
 #include <optional>
 #include <thread>
 
-#include "cloq/progress.h"
+#include "cloq/base/progress.h"
+#include "cloq/lowrank/factor_cache.h"
 #include "layer_report.h"
 
 namespace cloq {
@@ -40,13 +41,13 @@ public:
 
     // Queues "analyse `source` under `settings`"; returns the request's generation number.
     uint64_t request(const LayerSource& source, const LayerSettings& settings);
-    void cancel();             // cancels the running request and drops the pending one
-    void clearCache();         // forget solvers and factors (a new model or calibration)
+    void cancel();      // cancels the running request and drops the pending one
+    void clearCache();  // forget solvers and factors (a new model or calibration)
     bool isBusy() const;
     uint64_t latestGeneration() const;
 
 Q_SIGNALS:
-    void reportReady(const cloq::ui::LayerReport& report);   // phase 1, then phase 2 (loftq_pending = false)
+    void reportReady(const cloq::ui::LayerReport& report);  // phase 1, then phase 2 (loftq_pending = false)
     void failed(quint64 generation, const QString& key, const QString& message);
     void cancelled(quint64 generation, const QString& key);
     void busyChanged(bool busy, const QString& what);
@@ -60,10 +61,6 @@ private:
     void run();
     void process(const Request& req, const Progress& progress);
     LayerSolver& solverFor(const Request& req, const Progress& progress);
-public:
-    static bool sameQuantization(const LayerSettings& a, const LayerSettings& b);
-
-private:
 
     mutable std::mutex mutex_;
     std::condition_variable wake_;
@@ -76,7 +73,8 @@ private:
     uint64_t generation_ = 0;
     int capacity_;
     // Owned by the worker thread only.
-    std::map<std::string, std::shared_ptr<const HessianFactor>> factors_;
+    // Factors are small next to solvers only for small layers: at most as many as solvers (made in the constructor).
+    FactorCache factors_;
     std::map<std::string, std::unique_ptr<LayerSolver>> solvers_;
     std::vector<std::string> lru_;  // most recent last
     std::map<std::string, LayerReport> lastReports_;

@@ -16,11 +16,11 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QResizeEvent>
 #include <QScrollArea>
 #include <QSettings>
 #include <QShortcut>
 #include <QSortFilterProxyModel>
-#include <QResizeEvent>
 #include <QSplitter>
 #include <QStackedWidget>
 #include <QStatusBar>
@@ -32,15 +32,16 @@
 
 #include "about_dialog.h"
 #include "background_job.h"
-#include "cloq/error.h"
+#include "cloq/base/error.h"
+#include "cloq/settings/profile.h"
 #include "discrepancy_chart.h"
 #include "export_dialog.h"
 #include "layer_table_model.h"
 #include "layer_worker.h"
 #include "model_session.h"
 #include "playground_view.h"
-#include "profile_io.h"
 #include "rank_sweep_chart.h"
+#include "session_controller.h"
 #include "session_jobs.h"
 #include "settings_panel.h"
 #include "spectrum_chart.h"
@@ -49,11 +50,10 @@
 #include "studio_options.h"
 #include "theme.h"
 #include "weights_view.h"
+#include "window_actions.h"
 
 namespace cloq::ui {
 namespace {
-constexpr int kMaxRecent = 8;
-
 QString short_kind(const QString& name) { return name.section('.', -1); }
 
 // Sorting the explorer by discrepancy must compare numbers, not the formatted text.
@@ -81,8 +81,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     setWindowIcon(QIcon(":/cloq/icons/cloq-studio.svg"));
     setAcceptDrops(true);
     worker_ = new LayerWorker(this);
+    controller_ = new SessionController(this);
     buildUi();
-    buildMenus();
+    actions_ = new WindowActions(this);
+    connectController();
     updateTitle();
     connect(worker_, &LayerWorker::reportReady, this, &MainWindow::onReport);
     connect(worker_, &LayerWorker::failed, this, [this](quint64 gen, const QString& key, const QString& msg) {
@@ -103,8 +105,51 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     resize(1280, 800);
 }
 
-MainWindow::~MainWindow() {
-    cancelJobs();
+MainWindow::~MainWindow() { cancelJobs(); }
+
+const ModelSession* MainWindow::session() const { return controller_->session(); }
+std::shared_ptr<const ModelSession> MainWindow::sessionPtr() const { return controller_->sessionPtr(); }
+const std::optional<PerplexitySummary>& MainWindow::perplexity() const { return controller_->perplexity(); }
+LayerTableModel* MainWindow::layerModel() const { return layers_; }
+bool MainWindow::hasOverride(const QString& layer) const { return controller_->hasOverride(layer); }
+LayerSettings MainWindow::defaults() const { return controller_->defaults(); }
+LayerSettings MainWindow::effectiveSettings(const QString& layer) const {
+    return controller_->effectiveSettings(layer);
+}
+QStringList MainWindow::recentModels() const { return controller_->recentModels(); }
+
+// The controller's state reaches the views here; everything the window shows of the session derives from it.
+void MainWindow::connectController() {
+    connect(controller_, &SessionController::sessionOpened, this, &MainWindow::onSessionOpened);
+    connect(controller_, &SessionController::openFailed, this, [this](const QString& msg) {
+        Q_EMIT modelOpenFailed(msg);
+        if (msg != "cancelled" && !isWorkspaceShown() && isVisible() &&
+            QGuiApplication::platformName() != "offscreen") {
+            // Window-modal but not blocking: the event loop (and a waiting screenshot run or test) goes on.
+            auto* box = new QMessageBox(QMessageBox::Warning, "Open model", msg, QMessageBox::Ok, this);
+            box->setAttribute(Qt::WA_DeleteOnClose);
+            box->open();
+        }
+    });
+    connect(controller_, &SessionController::statusMessage, this,
+            [this](const QString& text, int ms) { statusBar()->showMessage(text, ms); });
+    connect(controller_, &SessionController::jobStarted, this, [this](BackgroundJob* job) { jobs_->track(job); });
+    connect(controller_, &SessionController::jobEnded, this, &MainWindow::jobEnded);
+    connect(controller_, &SessionController::settingsChanged, this, [this] {
+        if (currentLayer_.isEmpty()) return;
+        if (const LayerRow* row = layers_->layer(currentLayer_))
+            settings_->setLayer(currentLayer_, row->kind, row->out, row->in, effectiveSettings(currentLayer_),
+                                hasOverride(currentLayer_));
+    });
+    connect(controller_, &SessionController::metricsChanged, this, [this] {
+        overviewDirty_ = true;
+        refreshOverview();
+    });
+    connect(controller_, &SessionController::analysisState, overview_, &OverviewView::setAnalysisState);
+    connect(controller_, &SessionController::analysisFinished, this, &MainWindow::analysisFinished);
+    connect(controller_, &SessionController::perplexityState, overview_, &OverviewView::setPerplexityState);
+    connect(controller_, &SessionController::perplexityReady, overview_, &OverviewView::setPerplexity);
+    connect(controller_, &SessionController::perplexityFinished, this, &MainWindow::perplexityFinished);
 }
 
 // ------------------------------------------------------------------------------------------------ building
@@ -115,13 +160,14 @@ void MainWindow::buildUi() {
     start_ = new StartPage(stack_);
     stack_->addWidget(start_);
     const DemoLocation demo = find_demo();
-    start_->setDemoAvailable(!demo.model_dir.isEmpty(),
-                             demo.model_dir.isEmpty()
-                                 ? "No demo model found (set CLOQ_SHARED_DIR to the folder with models/ and data/)."
-                                 : QString("Demo: %1 with %2").arg(QFileInfo(demo.model_dir).fileName(),
-                                                                   QFileInfo(demo.text_path).fileName()));
+    start_->setDemoAvailable(
+        !demo.model_dir.isEmpty(),
+        demo.model_dir.isEmpty()
+            ? "No demo model found (set CLOQ_SHARED_DIR to the folder with models/ and data/)."
+            : QString("Demo: %1 with %2")
+                  .arg(QFileInfo(demo.model_dir).fileName(), QFileInfo(demo.text_path).fileName()));
     start_->setCalibration(default_calibration(demo.text_path));
-    start_->setRecentModels(recentModels());
+    start_->setRecentModels(controller_->recentModels());
     connect(start_, &StartPage::openRequested, this, qOverload<const QString&>(&MainWindow::openModel));
     connect(start_, &StartPage::demoRequested, this, [this] { openDemo(); });
     connect(start_, &StartPage::openDialogRequested, this, [this] {
@@ -170,8 +216,10 @@ void MainWindow::buildUi() {
     chartFlush_ = new QTimer(this);
     chartFlush_->setInterval(0);
     connect(chartFlush_, &QTimer::timeout, this, [this] {
-        if (staleCharts_.empty()) chartFlush_->stop();
-        else flushChart(staleCharts_.front());
+        if (staleCharts_.empty())
+            chartFlush_->stop();
+        else
+            flushChart(staleCharts_.front());
     });
     connect(tabs_, &QTabWidget::currentChanged, this, [this](int i) {
         flushChart(tabs_->widget(i));
@@ -233,7 +281,7 @@ QWidget* MainWindow::buildExplorer() {
     row->addWidget(filter_, 1);
     row->addWidget(flat_);
     l->addLayout(row);
-    layers_ = new LayerTableModel(this);
+    layers_ = controller_->layers();
     proxy_ = new LayerSortProxy(this);
     proxy_->setSourceModel(layers_);
     proxy_->setSortRole(LayerTableModel::SortRole);
@@ -248,8 +296,9 @@ QWidget* MainWindow::buildExplorer() {
     tree_->setUniformRowHeights(true);
     tree_->setSelectionMode(QAbstractItemView::SingleSelection);
     tree_->setSelectionBehavior(QAbstractItemView::SelectRows);
-    tree_->setToolTip("Decoder blocks and their linear modules. Zero / LoftQ / CLoQ: relative discrepancy "
-                      "‖X(Q+BA−W)ᵀ‖_F / ‖XWᵀ‖_F, coloured green (small) to red (large). Click a header to sort.");
+    tree_->setToolTip(
+        "Decoder blocks and their linear modules. Zero / LoftQ / CLoQ: relative discrepancy "
+        "‖X(Q+BA−W)ᵀ‖_F / ‖XWᵀ‖_F, coloured green (small) to red (large). Click a header to sort.");
     tree_->header()->setStretchLastSection(false);
     tree_->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
     tree_->header()->setSectionResizeMode(LayerTableModel::Module, QHeaderView::Interactive);
@@ -263,162 +312,28 @@ QWidget* MainWindow::buildExplorer() {
     box->setMinimumWidth(220);
 
     connect(filter_, &QLineEdit::textChanged, this, [this](const QString& t) {
-        proxy_->setFilterRegularExpression(QRegularExpression(QRegularExpression::escape(t),
-                                                              QRegularExpression::CaseInsensitiveOption));
+        proxy_->setFilterRegularExpression(
+            QRegularExpression(QRegularExpression::escape(t), QRegularExpression::CaseInsensitiveOption));
         if (!layers_->isFlat()) tree_->expandAll();
     });
     connect(flat_, &QCheckBox::toggled, this, [this](bool on) {
         const QString keep = currentLayer_;
         layers_->setFlat(on);
-        if (on) tree_->sortByColumn(LayerTableModel::Cloq, Qt::DescendingOrder);
-        else tree_->sortByColumn(LayerTableModel::Module, Qt::AscendingOrder);
+        if (on)
+            tree_->sortByColumn(LayerTableModel::Cloq, Qt::DescendingOrder);
+        else
+            tree_->sortByColumn(LayerTableModel::Module, Qt::AscendingOrder);
         tree_->expandAll();
         if (!keep.isEmpty()) selectLayer(keep);
     });
-    connect(tree_->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
-            [this](const QModelIndex& cur) {
-                const QString name = layers_->layerName(proxy_->mapToSource(cur));
-                if (!name.isEmpty() && name != currentLayer_) selectLayer(name);
-            });
+    connect(tree_->selectionModel(), &QItemSelectionModel::currentRowChanged, this, [this](const QModelIndex& cur) {
+        const QString name = layers_->layerName(proxy_->mapToSource(cur));
+        if (!name.isEmpty() && name != currentLayer_) selectLayer(name);
+    });
     return box;
 }
 
-void MainWindow::buildMenus() {
-    QMenu* file = menuBar()->addMenu("&File");
-    QAction* open = file->addAction(QIcon::fromTheme("document-open"), "&Open model folder…");
-    open->setShortcut(QKeySequence::Open);
-    open->setToolTip("Open a Hugging Face model folder");
-    connect(open, &QAction::triggered, this, [this] {
-        const QString dir = QFileDialog::getExistingDirectory(this, "Open model folder", QDir::homePath());
-        if (!dir.isEmpty()) openModel(dir);
-    });
-    QAction* demo = file->addAction("Open &demo model");
-    demo->setShortcut(QKeySequence("Ctrl+D"));
-    connect(demo, &QAction::triggered, this, [this] { openDemo(); });
-    recentMenu_ = file->addMenu("Open &recent");
-    connect(recentMenu_, &QMenu::aboutToShow, this, [this] {
-        recentMenu_->clear();
-        for (const QString& p : recentModels())
-            recentMenu_->addAction(p, this, [this, p] { openModel(p); });
-        if (recentMenu_->isEmpty()) recentMenu_->addAction("(none)")->setEnabled(false);
-    });
-    QAction* startPage = file->addAction("&Start page");
-    connect(startPage, &QAction::triggered, this, &MainWindow::showStartPage);
-    file->addSeparator();
-    QAction* loadProf = file->addAction("&Load settings profile…");
-    loadProf->setShortcut(QKeySequence("Ctrl+Shift+O"));
-    connect(loadProf, &QAction::triggered, this, [this] {
-        const QString f = QFileDialog::getOpenFileName(this, "Load settings profile", QString(), "Profiles (*.json)");
-        if (f.isEmpty()) return;
-        try {
-            loadProfile(f);
-        } catch (const std::exception& e) {
-            QMessageBox::warning(this, "Load settings profile", e.what());
-        }
-    });
-    QAction* saveProf = file->addAction("Sa&ve settings profile…");
-    saveProf->setShortcut(QKeySequence::Save);
-    connect(saveProf, &QAction::triggered, this, [this] {
-        const QString f = QFileDialog::getSaveFileName(this, "Save settings profile", "profile.json",
-                                                       "Profiles (*.json)");
-        if (f.isEmpty()) return;
-        try {
-            saveProfile(f);
-        } catch (const std::exception& e) {
-            QMessageBox::warning(this, "Save settings profile", e.what());
-        }
-    });
-    QAction* exp = file->addAction("&Export…");
-    exp->setShortcut(QKeySequence("Ctrl+E"));
-    exp->setToolTip("Write the adapter, quantized base, profile, report, chart images and a zip bundle");
-    connect(exp, &QAction::triggered, this, &MainWindow::showExportDialog);
-    QAction* img = file->addAction("Save chart &image…");
-    img->setShortcut(QKeySequence("Ctrl+Shift+S"));
-    connect(img, &QAction::triggered, this, [this] {
-        const QString f = QFileDialog::getSaveFileName(this, "Save chart image", tabName() + ".png",
-                                                       "PNG image (*.png);;SVG image (*.svg)");
-        if (f.isEmpty()) return;
-        try {
-            save_widget_image(tabs_->currentWidget(), f);
-            statusBar()->showMessage("Saved " + f, 5000);
-        } catch (const std::exception& e) {
-            QMessageBox::warning(this, "Save chart image", e.what());
-        }
-    });
-    file->addSeparator();
-    QAction* quit = file->addAction("&Quit");
-    quit->setShortcut(QKeySequence::Quit);
-    connect(quit, &QAction::triggered, this, &QWidget::close);
-
-    QMenu* view = menuBar()->addMenu("&View");
-    const QStringList names = tab_names();
-    for (int i = 0; i < names.size(); ++i) {
-        QAction* a = view->addAction(QString("Show %1").arg(tabs_->tabText(i).remove('&')));
-        a->setShortcut(QKeySequence(QString("Ctrl+%1").arg(i + 1)));
-        connect(a, &QAction::triggered, this, [this, i] {
-            showWorkspace();
-            tabs_->setCurrentIndex(i);
-        });
-    }
-    view->addSeparator();
-    QAction* focusLayers = view->addAction("Focus the &layer list");
-    focusLayers->setShortcut(QKeySequence("Ctrl+L"));
-    connect(focusLayers, &QAction::triggered, this, [this] { tree_->setFocus(); });
-    QAction* focusFilter = view->addAction("&Filter layers");
-    focusFilter->setShortcut(QKeySequence::Find);
-    connect(focusFilter, &QAction::triggered, this, [this] {
-        filter_->setFocus();
-        filter_->selectAll();
-    });
-    QAction* focusRank = view->addAction("Focus the &rank");
-    focusRank->setShortcut(QKeySequence("Ctrl+R"));
-    connect(focusRank, &QAction::triggered, this, [this] { settings_->rankSlider()->setFocus(); });
-    view->addSeparator();
-    QMenu* theme = view->addMenu("&Theme");
-    auto* group = new QActionGroup(this);
-    for (const QString& t : {QStringLiteral("light"), QStringLiteral("dark")}) {
-        QAction* a = theme->addAction(t == "light" ? "&Light" : "&Dark");
-        a->setCheckable(true);
-        a->setChecked(to_string(current_theme()) == t);
-        group->addAction(a);
-        connect(a, &QAction::triggered, this, [this, t] { setTheme(t); });
-    }
-
-    QMenu* analysis = menuBar()->addMenu("&Analysis");
-    QAction* all = analysis->addAction("&Analyze all layers");
-    all->setShortcut(QKeySequence("Ctrl+Shift+A"));
-    connect(all, &QAction::triggered, this, &MainWindow::analyzeAll);
-    QAction* ppl = analysis->addAction("Compute &perplexity");
-    ppl->setShortcut(QKeySequence("Ctrl+Shift+P"));
-    connect(ppl, &QAction::triggered, this, &MainWindow::computePerplexity);
-    QAction* recompute = analysis->addAction("&Recompute this layer");
-    recompute->setShortcut(QKeySequence::Refresh);
-    connect(recompute, &QAction::triggered, this, &MainWindow::requestCurrentLayer);
-    QAction* cancel = analysis->addAction("&Cancel running jobs");
-    cancel->setShortcut(QKeySequence(Qt::Key_Escape));
-    connect(cancel, &QAction::triggered, this, &MainWindow::cancelJobs);
-
-    QMenu* help = menuBar()->addMenu("&Help");
-    QAction* about = help->addAction("&About CLoQ Studio");
-    connect(about, &QAction::triggered, this, [this] { AboutDialog(this).exec(); });
-    QAction* aboutQt = help->addAction("About &Qt");
-    connect(aboutQt, &QAction::triggered, qApp, &QApplication::aboutQt);
-}
-
 // ------------------------------------------------------------------------------------------------ opening
-
-QStringList MainWindow::recentModels() const {
-    return QSettings().value("recentModels").toStringList();
-}
-
-void MainWindow::addRecent(const QString& dir) {
-    QStringList list = recentModels();
-    list.removeAll(dir);
-    list.prepend(dir);
-    while (list.size() > kMaxRecent) list.removeLast();
-    QSettings().setValue("recentModels", list);
-    start_->setRecentModels(list);
-}
 
 void MainWindow::openModel(const QString& dir) { openModel(dir, start_->calibration()); }
 
@@ -437,72 +352,24 @@ bool MainWindow::openDemo() {
 
 void MainWindow::openModel(const QString& dir, const CalibSettings& calib) {
     cancelJobs();
-    auto* job = new BackgroundJob("Opening " + QFileInfo(dir).fileName(), this);
-    auto result = std::make_shared<std::shared_ptr<const ModelSession>>();
-    connect(job, &BackgroundJob::succeeded, this, [this, result, dir] {
-        addRecent(QFileInfo(dir).absoluteFilePath());
-        onSessionOpened(*result);
-    });
-    connect(job, &BackgroundJob::failed, this, [this](const QString& msg) {
-        statusBar()->showMessage("Could not open the model: " + msg, 15000);
-        Q_EMIT modelOpenFailed(msg);
-        if (!isWorkspaceShown() && isVisible() && QGuiApplication::platformName() != "offscreen") {
-            // Window-modal but not blocking: the event loop (and a waiting screenshot run or test) goes on.
-            auto* box = new QMessageBox(QMessageBox::Warning, "Open model", msg, QMessageBox::Ok, this);
-            box->setAttribute(Qt::WA_DeleteOnClose);
-            box->open();
-        }
-    });
-    connect(job, &BackgroundJob::cancelled, this, [this] {
-        statusBar()->showMessage("Opening cancelled.", 5000);
-        Q_EMIT modelOpenFailed("cancelled");
-    });
-    openJob_ = job;
-    startJob(job);
-    statusBar()->showMessage("Opening and calibrating " + dir + " …");
-    job->start([result, dir, calib](const Progress& p) { *result = open_model_session(dir, calib, p); });
+    controller_->openModel(dir, calib);
 }
 
-void MainWindow::onSessionOpened(std::shared_ptr<const ModelSession> session) {
+void MainWindow::onSessionOpened() {
     worker_->clearCache();
-    session_ = std::move(session);
-    overrides_.clear();
-    skipped_.clear();
-    defaults_ = LayerSettings{};
-    // Rank 64 as in the paper, but never more than a quarter of the hidden size (tiny models: rank 64 would be
-    // full rank and every method would look perfect).
-    defaults_.rank = static_cast<int>(std::clamp<int64_t>(session_->files.config.hidden_size / 4, 1, 64));
-    perplexity_.reset();
     overview_->clear();
-    populateExplorer();
-    showWorkspace();
-    updateTitle();
-    statusBar()->showMessage(QString::fromStdString(session_->describe()), 15000);
-    if (!session_->layers.empty()) selectLayer(QString::fromStdString(session_->layers.front().name()));
-    Q_EMIT modelOpened();
-    // Small models are analysed right away so the explorer's colours and the overview fill in by themselves.
-    if (session_->files.config.num_parameters() <= 50'000'000) analyzeAll();
-}
-
-void MainWindow::populateExplorer() {
-    QVector<LayerRow> rows;
-    for (const LinearLayer& l : session_->layers) {
-        LayerRow r;
-        r.name = QString::fromStdString(l.name());
-        r.block = l.layer;
-        r.kind = QString::fromStdString(l.short_name());
-        r.out = l.out;
-        r.in = l.in;
-        r.settings = effectiveSettings(r.name);
-        rows.append(r);
-    }
-    layers_->setLayers(rows);
     tree_->expandAll();
     for (int c = 1; c < LayerTableModel::ColumnCount; ++c) tree_->resizeColumnToContents(c);
+    start_->setRecentModels(controller_->recentModels());
+    showWorkspace();
+    updateTitle();
+    statusBar()->showMessage(QString::fromStdString(session()->describe()), 15000);
+    if (!session()->layers.empty()) selectLayer(QString::fromStdString(session()->layers.front().name()));
+    Q_EMIT modelOpened();
 }
 
 void MainWindow::showStartPage() {
-    start_->setRecentModels(recentModels());
+    start_->setRecentModels(controller_->recentModels());
     stack_->setCurrentWidget(start_);
 }
 
@@ -515,8 +382,8 @@ void MainWindow::showWorkspace() {
 bool MainWindow::isWorkspaceShown() const { return stack_->currentWidget() == workspace_; }
 
 void MainWindow::updateTitle() {
-    setWindowTitle(session_ ? QString("%1 — CLoQ Studio").arg(QFileInfo(session_->dir).fileName())
-                            : QString("CLoQ Studio"));
+    setWindowTitle(session() ? QString("%1 — CLoQ Studio").arg(QFileInfo(session()->dir).fileName())
+                             : QString("CLoQ Studio"));
 }
 
 // ------------------------------------------------------------------------------------------------ layers
@@ -537,23 +404,15 @@ bool MainWindow::selectLayer(const QString& name) {
     return true;
 }
 
-LayerSettings MainWindow::clampForLayer(LayerSettings s, const QString& layer) const {
-    if (const LayerRow* r = layers_->layer(layer)) s.rank = std::min<int>(s.rank, static_cast<int>(std::min(r->out, r->in)));
-    return s;
-}
-
-LayerSettings MainWindow::effectiveSettings(const QString& layer) const {
-    return clampForLayer(overrides_.value(layer, defaults_), layer);
-}
-
 void MainWindow::requestCurrentLayer() {
-    if (!session_ || currentLayer_.isEmpty()) return;
+    if (!session() || currentLayer_.isEmpty()) return;
     const std::string name = currentLayer_.toStdString();
     try {
-        currentGeneration_ = worker_->request(session_->source(name), effectiveSettings(currentLayer_));
+        currentGeneration_ = worker_->request(session()->source(name), effectiveSettings(currentLayer_));
         layerState_->setText(QString("<b>%1</b> — computing…").arg(currentLayer_));
     } catch (const std::exception& e) {
-        layerState_->setText(QString("<span style='color:#e0503c'>%1</span>").arg(QString(e.what()).toHtmlEscaped()));
+        layerState_->setText(QString("<span style='color:#e0503c'>%1</span>")
+                                 .arg(QString::fromStdString(cloq::error_message(e)).toHtmlEscaped()));
     }
 }
 
@@ -594,50 +453,29 @@ void MainWindow::refreshOverview() {
     overview_->setRows(layers_->layers());
 }
 
-void MainWindow::setOverride(const QString& layer, const LayerSettings& s) {
-    overrides_.insert(layer, s);
-    layers_->updateSettings(layer, effectiveSettings(layer), true);
-}
-
 void MainWindow::onSettingsEdited(const LayerSettings& s) {
     if (currentLayer_.isEmpty()) return;
     try {
         validate(s);
     } catch (const std::exception& e) {
-        statusBar()->showMessage(e.what(), 8000);
+        statusBar()->showMessage(QString::fromStdString(cloq::error_message(e)), 8000);
         return;
     }
-    setOverride(currentLayer_, s);
+    controller_->setOverride(currentLayer_, s);
     requestCurrentLayer();
 }
 
 void MainWindow::applyToKind() {
-    if (currentLayer_.isEmpty()) return;
-    const LayerSettings s = effectiveSettings(currentLayer_);
-    const QString kind = short_kind(currentLayer_);
-    int n = 0;
-    for (const LayerRow& r : layers_->layers())
-        if (r.kind == kind) {
-            setOverride(r.name, s);
-            ++n;
-        }
-    statusBar()->showMessage(QString("Applied to %1 %2 layers.").arg(n).arg(kind), 5000);
+    if (!currentLayer_.isEmpty()) controller_->applyToKind(currentLayer_);
 }
 
 void MainWindow::applyToModel() {
-    if (currentLayer_.isEmpty()) return;
-    defaults_ = effectiveSettings(currentLayer_);
-    overrides_.clear();
-    for (const LayerRow& r : layers_->layers()) layers_->updateSettings(r.name, effectiveSettings(r.name), false);
-    if (const LayerRow* row = layers_->layer(currentLayer_))
-        settings_->setLayer(currentLayer_, row->kind, row->out, row->in, effectiveSettings(currentLayer_), false);
-    statusBar()->showMessage("These settings are now the model defaults.", 5000);
+    if (!currentLayer_.isEmpty()) controller_->applyToModel(currentLayer_);
 }
 
 void MainWindow::resetLayer() {
     if (currentLayer_.isEmpty()) return;
-    overrides_.remove(currentLayer_);
-    layers_->updateSettings(currentLayer_, effectiveSettings(currentLayer_), false);
+    controller_->resetLayer(currentLayer_);
     selectLayer(currentLayer_);
 }
 
@@ -654,138 +492,33 @@ QString MainWindow::tabName() const { return tab_names().value(tabs_->currentInd
 // ------------------------------------------------------------------------------------------------ profiles
 
 void MainWindow::loadProfile(const QString& path) {
-    const SettingsProfile profile = load_profile(path.toStdString());
-    std::vector<std::string> names;
-    for (const LayerRow& r : layers_->layers()) names.push_back(r.name.toStdString());
-    const ResolvedProfile resolved = resolve_profile(profile, names);  // throws before anything changes
-    defaults_ = resolved.defaults;
-    overrides_.clear();
-    for (const auto& [name, s] : resolved.overrides) overrides_.insert(QString::fromStdString(name), s);
-    skipped_ = resolved.skipped;
-    for (const LayerRow& r : layers_->layers())
-        layers_->updateSettings(r.name, effectiveSettings(r.name), hasOverride(r.name));
+    controller_->loadProfile(path);
     if (!currentLayer_.isEmpty()) selectLayer(currentLayer_);
-    statusBar()->showMessage("Loaded profile " + path, 5000);
 }
 
-SettingsProfile MainWindow::currentProfile() const {
-    ResolvedProfile r;
-    r.defaults = defaults_;
-    for (auto it = overrides_.begin(); it != overrides_.end(); ++it) r.overrides[it.key().toStdString()] = it.value();
-    r.skipped = skipped_;
-    return make_profile(r);
-}
-
-void MainWindow::saveProfile(const QString& path) {
-    save_profile(path.toStdString(), currentProfile());
-    statusBar()->showMessage("Saved profile " + path, 5000);
-}
+ResolvedProfile MainWindow::resolvedProfile() const { return controller_->resolvedProfile(); }
+SettingsProfile MainWindow::currentProfile() const { return controller_->currentProfile(); }
+void MainWindow::saveProfile(const QString& path) { controller_->saveProfile(path); }
 
 // ------------------------------------------------------------------------------------------------ jobs
 
-void MainWindow::startJob(BackgroundJob* job) {
-    jobs_->track(job);
-    connect(job, &BackgroundJob::succeeded, this, [this, job] { Q_EMIT jobEnded(job->title(), "ok"); });
-    connect(job, &BackgroundJob::cancelled, this, [this, job] { Q_EMIT jobEnded(job->title(), "cancelled"); });
-    connect(job, &BackgroundJob::failed, this, [this, job](const QString& m) { Q_EMIT jobEnded(job->title(), m); });
-    connect(job, &BackgroundJob::finished, job, &QObject::deleteLater);
-}
-
-BackgroundJob* MainWindow::currentJob() const {
-    for (const auto& j : {openJob_, analysisJob_, perplexityJob_, exportJob_})
-        if (j && j->isRunning()) return j.data();
-    return nullptr;
-}
+BackgroundJob* MainWindow::currentJob() const { return controller_->currentJob(); }
 
 bool MainWindow::isBusy() const { return currentJob() != nullptr || worker_->isBusy(); }
 
 void MainWindow::cancelJobs() {
-    for (const auto& j : {openJob_, analysisJob_, perplexityJob_, exportJob_})
-        if (j) j->cancel();
+    controller_->cancelJobs();
     if (worker_) worker_->cancel();
     if (playground_) playground_->cancel();
 }
 
-void MainWindow::analyzeAll() {
-    if (!session_ || (analysisJob_ && analysisJob_->isRunning())) return;
-    auto session = session_;
-    // Settings are captured now: later edits apply to the next analysis.
-    QHash<QString, LayerSettings> snapshot;
-    for (const LayerRow& r : layers_->layers()) snapshot.insert(r.name, effectiveSettings(r.name));
-    auto* job = new BackgroundJob("Analyzing all layers", this);
-    auto* relay = new LayerRecordRelay(job);
-    connect(relay, &LayerRecordRelay::recorded, this, [this](const LayerMetricsRecord& rec) {
-        layers_->updateMetrics(QString::fromStdString(rec.name), rec.zero, rec.loftq, rec.cloq);
-        overviewDirty_ = true;
-        refreshOverview();
-        overview_->setAnalysisState(QString("Analyzing… %1 of %2 layers done.")
-                                        .arg(overview_->analysedCount())
-                                        .arg(layers_->layerCount()),
-                                    true);
-    });
-    connect(job, &BackgroundJob::succeeded, this, [this] {
-        overview_->setAnalysisState(QString("All %1 layers analysed.").arg(layers_->layerCount()), false);
-        Q_EMIT analysisFinished(true);
-    });
-    connect(job, &BackgroundJob::cancelled, this, [this] {
-        overview_->setAnalysisState("Analysis cancelled; finished layers are kept.", false);
-        Q_EMIT analysisFinished(false);
-    });
-    connect(job, &BackgroundJob::failed, this, [this](const QString& m) {
-        overview_->setAnalysisState("Analysis failed: " + m, false);
-        Q_EMIT analysisFinished(false);
-    });
-    analysisJob_ = job;
-    startJob(job);
-    overview_->setAnalysisState("Analyzing…", true);
-    job->start([session, snapshot, relay = QPointer<LayerRecordRelay>(relay)](const Progress& p) {
-        analyze_all_layers(
-            *session, [&](const std::string& n) { return snapshot.value(QString::fromStdString(n)); },
-            [&](const LayerMetricsRecord& rec) {
-                if (relay) relay->post(rec);
-            },
-            p);
-    });
-}
-
-void MainWindow::computePerplexity() {
-    if (!session_ || (perplexityJob_ && perplexityJob_->isRunning())) return;
-    auto session = session_;
-    QHash<QString, LayerSettings> snapshot;
-    for (const LayerRow& r : layers_->layers()) snapshot.insert(r.name, effectiveSettings(r.name));
-    auto* job = new BackgroundJob("Perplexity", this);
-    auto result = std::make_shared<PerplexitySummary>();
-    connect(job, &BackgroundJob::progressed, this,
-            [this](double f, const QString& step) {
-                overview_->setPerplexityState(QString("Computing… %1 % (%2)").arg(f * 100, 0, 'f', 0).arg(step), true);
-            });
-    connect(job, &BackgroundJob::succeeded, this, [this, result] {
-        perplexity_ = *result;
-        overview_->setPerplexityState(QString(), false);
-        overview_->setPerplexity(*result);
-        Q_EMIT perplexityFinished(true);
-    });
-    connect(job, &BackgroundJob::cancelled, this, [this] {
-        overview_->setPerplexityState("Perplexity cancelled.", false);
-        Q_EMIT perplexityFinished(false);
-    });
-    connect(job, &BackgroundJob::failed, this, [this](const QString& m) {
-        overview_->setPerplexityState("Perplexity failed: " + m, false);
-        Q_EMIT perplexityFinished(false);
-    });
-    perplexityJob_ = job;
-    startJob(job);
-    overview_->setPerplexityState("Computing…", true);
-    job->start([session, snapshot, result](const Progress& p) {
-        *result = compute_perplexities(
-            *session, [&](const std::string& n) { return snapshot.value(QString::fromStdString(n)); }, p);
-    });
-}
+void MainWindow::analyzeAll() { controller_->analyzeAll(); }
+void MainWindow::computePerplexity() { controller_->computePerplexity(); }
 
 ExportDialog* MainWindow::exportDialog() const { return exportDialog_.data(); }
 
 void MainWindow::showExportDialog() {
-    if (!session_) {
+    if (!session()) {
         QMessageBox::information(this, "Export", "Open a model first.");
         return;
     }
@@ -799,10 +532,14 @@ void MainWindow::flushChart(QWidget* page) {
     auto it = std::find(staleCharts_.begin(), staleCharts_.end(), page);
     if (it == staleCharts_.end()) return;
     staleCharts_.erase(it);
-    if (page == discrepancy_) discrepancy_->setReport(report_);
-    else if (page == rank_) rank_->setReport(report_);
-    else if (page == spectrum_) spectrum_->setReport(report_);
-    else if (page == weights_) weights_->setReport(report_);
+    if (page == discrepancy_)
+        discrepancy_->setReport(report_);
+    else if (page == rank_)
+        rank_->setReport(report_);
+    else if (page == spectrum_)
+        spectrum_->setReport(report_);
+    else if (page == weights_)
+        weights_->setReport(report_);
 }
 
 void MainWindow::flushCharts() {
@@ -810,6 +547,18 @@ void MainWindow::flushCharts() {
 }
 
 // ------------------------------------------------------------------------------------------------ misc
+
+void MainWindow::saveChartImage() {
+    const QString f = QFileDialog::getSaveFileName(this, "Save chart image", tabName() + ".png",
+                                                   "PNG image (*.png);;SVG image (*.svg)");
+    if (f.isEmpty()) return;
+    try {
+        save_widget_image(tabs_->currentWidget(), f);
+        statusBar()->showMessage("Saved " + f, 5000);
+    } catch (const std::exception& e) {
+        QMessageBox::warning(this, "Save chart image", QString::fromStdString(cloq::error_message(e)));
+    }
+}
 
 void MainWindow::setTheme(const QString& name) {
     apply_theme(*qApp, parse_theme(name));
@@ -848,9 +597,7 @@ void MainWindow::dropEvent(QDropEvent* e) {
     if (urls.isEmpty() || !urls.first().isLocalFile()) return;
     const QFileInfo fi(urls.first().toLocalFile());
     e->acceptProposedAction();
-    // A folder, a .gguf file, or any file inside a model folder (config.json, a safetensors shard).
-    openModel(fi.isDir() || fi.suffix().compare("gguf", Qt::CaseInsensitive) == 0 ? fi.absoluteFilePath()
-                                                                                 : fi.absolutePath());
+    openModel(model_path_of(fi.absoluteFilePath()));
 }
 
 }  // namespace cloq::ui

@@ -1,6 +1,7 @@
-// The main window: start page, then the workspace (layer explorer | layer view tabs | settings panel), menus,
-// shortcuts and the status bar. It owns the session state (opened model, per-layer settings) and wires the
-// engine's background work (calibration, layer worker, whole-model analysis, perplexity, export) to the views.
+// The main window: start page, then the workspace (layer explorer | layer view tabs | settings panel) and the status
+// bar. It builds and presents: the session's state and its whole-model jobs live in the widget-free
+// SessionController, the menus and shortcuts in WindowActions; the window connects them to the views and runs the
+// selected layer's solves on its LayerWorker. The methods below forward to the controller where it owns the state.
 #pragma once
 #include <QHash>
 #include <QMainWindow>
@@ -10,8 +11,8 @@
 #include <set>
 #include <vector>
 
-#include "cloq/profile.h"
-#include "cloq/settings.h"
+#include "cloq/settings/profile.h"
+#include "cloq/settings/settings.h"
 #include "layer_report.h"
 #include "overview_view.h"
 
@@ -38,6 +39,8 @@ class ModelSession;
 class OverviewView;
 class PlaygroundView;
 class RankSweepChart;
+class SessionController;
+class WindowActions;
 class SettingsPanel;
 class SpectrumChart;
 class StartPage;
@@ -64,32 +67,35 @@ public:
     bool setTab(const QString& name);  // discrepancy|rank|spectrum|weights|overview|playground
     QString tabName() const;
 
-    // --- settings (per layer: the model defaults plus this layer's override)
+    SessionController* controller() const { return controller_; }
+
+    // --- settings (per layer: the model defaults plus this layer's override; the controller's)
     LayerSettings effectiveSettings(const QString& layer) const;
-    bool hasOverride(const QString& layer) const { return overrides_.contains(layer); }
-    LayerSettings defaults() const { return defaults_; }
+    bool hasOverride(const QString& layer) const;
+    LayerSettings defaults() const;
     void applyToKind();
     void applyToModel();
     void resetLayer();
     void loadProfile(const QString& path);  // throws cloq::Error naming the file
     void saveProfile(const QString& path);
-    SettingsProfile currentProfile() const;  // defaults + per-layer overrides, as core's profile
+    SettingsProfile currentProfile() const;   // defaults + per-layer overrides, as core's profile
+    ResolvedProfile resolvedProfile() const;  // the same per module: what analysis, perplexity and export run under
 
     // --- background work
     void analyzeAll();
     void computePerplexity();
     void cancelJobs();
-    bool isBusy() const;   // any job or the layer worker running
+    bool isBusy() const;      // any job or the layer worker running
     void showExportDialog();  // non-modal; exportDialog() returns it afterwards
     ExportDialog* exportDialog() const;
 
     // --- state, for tests and the screenshot runner
-    const ModelSession* session() const { return session_.get(); }
-    std::shared_ptr<const ModelSession> sessionPtr() const { return session_; }
+    const ModelSession* session() const;
+    std::shared_ptr<const ModelSession> sessionPtr() const;
     bool hasFinalReport() const { return haveFinal_; }
     const LayerReport& currentReport() const { return report_; }
     double lastRedrawMs() const { return lastRedrawMs_; }  // UI-thread time to put the last report into the charts
-    const std::optional<PerplexitySummary>& perplexity() const { return perplexity_; }
+    const std::optional<PerplexitySummary>& perplexity() const;
     DiscrepancyChart* discrepancyChart() const { return discrepancy_; }
     RankSweepChart* rankChart() const { return rank_; }
     SpectrumChart* spectrumChart() const { return spectrum_; }
@@ -97,12 +103,13 @@ public:
     OverviewView* overviewView() const { return overview_; }
     PlaygroundView* playground() const { return playground_; }
     SettingsPanel* settingsPanel() const { return settings_; }
-    LayerTableModel* layerModel() const { return layers_; }
+    LayerTableModel* layerModel() const;
     QTreeView* layerTree() const { return tree_; }
     LayerWorker* layerWorker() const { return worker_; }
     StartPage* startPage() const { return start_; }
     JobIndicator* jobIndicator() const { return jobs_; }
     QTabWidget* tabs() const { return tabs_; }
+    QLineEdit* layerFilter() const { return filter_; }
     BackgroundJob* currentJob() const;
 
 Q_SIGNALS:
@@ -114,6 +121,13 @@ Q_SIGNALS:
     void perplexityFinished(bool ok);
     void jobEnded(const QString& title, const QString& outcome);  // "ok", "cancelled" or the error message
 
+public:
+    // For WindowActions (the menus) and the screenshot runner.
+    void recomputeCurrentLayer() { requestCurrentLayer(); }
+    void saveChartImage();  // asks for a file and saves the visible chart
+    void setTheme(const QString& name);
+    QStringList recentModels() const;
+
 protected:
     void closeEvent(QCloseEvent* e) override;
     void resizeEvent(QResizeEvent* e) override;
@@ -122,26 +136,20 @@ protected:
 
 private:
     void buildUi();
-    void buildMenus();
+    void connectController();
     QWidget* buildExplorer();
     void requestCurrentLayer();
     void onReport(const LayerReport& r);
     void onSettingsEdited(const LayerSettings& s);
-    void onSessionOpened(std::shared_ptr<const ModelSession> session);
-    void populateExplorer();
+    void onSessionOpened();
     void refreshOverview();
     void flushChart(QWidget* page);
     void applyDefaultSplit();  // puts report_ into that chart page if it has not got it yet
 public:
-    void flushCharts();              // every chart page up to date now (export, tests)
+    void flushCharts();  // every chart page up to date now (export, tests)
     bool chartsPending() const { return !staleCharts_.empty(); }
+
 private:
-    void addRecent(const QString& dir);
-    QStringList recentModels() const;
-    void startJob(BackgroundJob* job);
-    void setOverride(const QString& layer, const LayerSettings& s);
-    LayerSettings clampForLayer(LayerSettings s, const QString& layer) const;
-    void setTheme(const QString& name);
     void updateTitle();
 
     StartPage* start_ = nullptr;
@@ -163,10 +171,10 @@ private:
     QLabel* layerState_ = nullptr;
     JobIndicator* jobs_ = nullptr;
     SystemStatus* system_ = nullptr;
-    QMenu* recentMenu_ = nullptr;
     LayerWorker* worker_ = nullptr;
+    SessionController* controller_ = nullptr;
+    WindowActions* actions_ = nullptr;
 
-    std::shared_ptr<const ModelSession> session_;
     QString currentLayer_;
     uint64_t currentGeneration_ = 0;
     LayerReport report_;
@@ -178,11 +186,6 @@ private:
     bool splitAdjusted_ = false;
     QWidget* explorer_ = nullptr;
     QWidget* settingsScroll_ = nullptr;
-    LayerSettings defaults_;
-    QHash<QString, LayerSettings> overrides_;
-    std::set<std::string> skipped_;  // modules a loaded profile leaves unquantized (kept when saving)
-    std::optional<PerplexitySummary> perplexity_;
-    QPointer<BackgroundJob> openJob_, analysisJob_, perplexityJob_, exportJob_;
     bool overviewDirty_ = false;
     QPointer<ExportDialog> exportDialog_;
 };

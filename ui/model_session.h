@@ -7,10 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "cloq/model_files.h"
-#include "cloq/model_layout.h"
-#include "cloq/progress.h"
-#include "cloq/settings.h"
+#include "cloq/base/progress.h"
+#include "cloq/model/model_files.h"
+#include "cloq/model/model_layout.h"
+#include "cloq/settings/profile.h"
+#include "cloq/settings/settings.h"
 #include "layer_report.h"
 #include "layer_worker.h"
 
@@ -23,7 +24,7 @@ public:
     QString dir;
     ModelFiles files;
     CalibSettings calib;
-    std::vector<LinearLayer> layers;   // model order: block by block, q k v o gate up down
+    std::vector<LinearLayer> layers;  // model order: block by block, q k v o gate up down
     double open_seconds = 0, calibration_seconds = 0;
     bool calibration_from_cache = false;
     std::vector<std::string> notices;  // from calibration, e.g. "seqlen capped at 512"
@@ -42,23 +43,20 @@ public:
 std::shared_ptr<const ModelSession> open_model_session(const QString& dir, const CalibSettings& calib,
                                                        const Progress& progress);
 
-// Where calibration Hessians are cached for a model (a per-user cache folder, never the model folder).
-QString hessian_cache_dir();
-
-// Whole-model analysis under per-layer settings: every linear layer quantized and solved (zero, SVD, LoftQ, CLoQ),
-// one callback per finished layer (on the calling thread). Layers of one block and input group share a factor.
+// Whole-model analysis under per-layer settings (core's analyze_model: the numbers of `cloq analyze --profile`):
+// every linear layer quantized and solved (zero, SVD, LoftQ, CLoQ), one callback per finished layer (on the calling
+// thread). Modules the profile skips are not analysed.
 struct LayerMetricsRecord {
     std::string name;
     MethodMetrics zero, svd, loftq, cloq;
     double seconds = 0;
 };
-void analyze_all_layers(const ModelSession& session, const std::function<LayerSettings(const std::string&)>& settings_of,
+void analyze_all_layers(const ModelSession& session, const ResolvedProfile& profile,
                         const std::function<void(const LayerMetricsRecord&)>& on_layer, const Progress& progress);
 
 // Perplexity of the float model and of the quantized model with zero / LoftQ / CLoQ adapters under per-layer
-// settings, on the first windows of the calibration text (the protocol of `cloq eval`).
-PerplexitySummary compute_perplexities(const ModelSession& session,
-                                       const std::function<LayerSettings(const std::string&)>& settings_of,
+// settings (core's init_perplexities), on the first windows of the calibration text (the protocol of `cloq eval`).
+PerplexitySummary compute_perplexities(const ModelSession& session, const ResolvedProfile& profile,
                                        const Progress& progress);
 
 // Default calibration for a model: the demo's text and the demo size (32 × 256) when nothing else was chosen.

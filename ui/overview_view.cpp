@@ -25,8 +25,9 @@ OverviewView::OverviewView(QWidget* parent) : ChartPanel(parent) {
     auto* top = new QHBoxLayout();
     analyze_ = new QPushButton("&Analyze all layers", this);
     analyze_->setObjectName("analyzeButton");
-    analyze_->setToolTip("Quantize every linear layer with its current settings and solve zero / LoftQ / CLoQ "
-                         "(runs in the background; the explorer fills in as layers finish)");
+    analyze_->setToolTip(
+        "Quantize every linear layer with its current settings and solve zero / LoftQ / CLoQ "
+        "(runs in the background; the explorer fills in as layers finish)");
     analysisState_ = new QLabel(this);
     analysisState_->setWordWrap(true);
     top->addWidget(analyze_);
@@ -77,8 +78,9 @@ OverviewView::OverviewView(QWidget* parent) : ChartPanel(parent) {
     auto* prow = new QHBoxLayout();
     ppl_ = new QPushButton("Compute &perplexity", pplBox);
     ppl_->setObjectName("perplexityButton");
-    ppl_->setToolTip("Perplexity of the float model and of the quantized model with zero / LoftQ / CLoQ adapters "
-                     "under the current settings, on held-out windows of the calibration text (background job)");
+    ppl_->setToolTip(
+        "Perplexity of the float model and of the quantized model with zero / LoftQ / CLoQ adapters "
+        "under the current settings, on held-out windows of the calibration text (background job)");
     pplState_ = new QLabel("Not computed yet.", pplBox);
     pplState_->setWordWrap(true);
     prow->addWidget(ppl_);

@@ -27,7 +27,9 @@ namespace {
 double cond_of(int pos) { return std::pow(10.0, pos / 10.0); }
 QString cond_text(double c) {
     if (c < 1000) return QString::number(c, 'f', c < 10 ? 1 : 0);
-    return QString("%1e%2").arg(c / std::pow(10.0, std::floor(std::log10(c))), 0, 'f', 1).arg(int(std::floor(std::log10(c))));
+    return QString("%1e%2")
+        .arg(c / std::pow(10.0, std::floor(std::log10(c))), 0, 'f', 1)
+        .arg(int(std::floor(std::log10(c))));
 }
 }  // namespace
 
@@ -56,8 +58,9 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
     cond_->setObjectName("condSlider");
     cond_->setRange(0, 40);  // 10^0 .. 10^4
     cond_->setValue(20);
-    cond_->setToolTip("Condition number of the activations X: the spread of input channel scales (H = XᵀX has "
-                      "its square). Real LLM inputs are strongly anisotropic.");
+    cond_->setToolTip(
+        "Condition number of the activations X: the spread of input channel scales (H = XᵀX has "
+        "its square). Real LLM inputs are strongly anisotropic.");
     condLabel_ = new QLabel(inputs);
     condLabel_->setMinimumWidth(48);
     auto* condRow = new QHBoxLayout();
@@ -242,8 +245,9 @@ QString PlaygroundView::explanation() const { return QTextDocumentFragment::from
 
 QString PlaygroundView::explain(const LayerReport& r, const SyntheticSpec& s) {
     const double c = r.cloq.fro_rel, l = r.loftq.fro_rel, v = r.svd.fro_rel, z = r.zero.fro_rel;
-    QString t = QString("<b>What you see.</b> A %1×%2 layer quantized to %3 bits leaves <b>%4</b> of its output "
-                        "‖XWᵀ‖ as error (zero init). A rank-%5 adapter then removes part of it: ")
+    QString t = QString(
+                    "<b>What you see.</b> A %1×%2 layer quantized to %3 bits leaves <b>%4</b> of its output "
+                    "‖XWᵀ‖ as error (zero init). A rank-%5 adapter then removes part of it: ")
                     .arg(r.out)
                     .arg(r.in)
                     .arg(r.settings.quant.bits)
@@ -259,12 +263,13 @@ QString PlaygroundView::explain(const LayerReport& r, const SyntheticSpec& s) {
              "CLoQ and the plain SVD nearly coincide. Raise the condition number or add outlier channels to see "
              "calibration matter.";
     } else {
-        t += QString("The inputs are anisotropic (κ(X) = %1%2): a few input directions carry most of the signal. "
-                     "LoftQ and SVD fit W − Q in the plain Frobenius norm and spend their rank on directions the "
-                     "inputs barely excite; CLoQ first weights the error by R = H<sub>λ</sub><sup>½</sup> and "
-                     "solves in closed form for the rank-r correction that minimizes the (ridge-regularized) error on "
-                     "the calibration data "
-                     "— the optimum no other rank-r adapter on this Q can beat.")
+        t += QString(
+                 "The inputs are anisotropic (κ(X) = %1%2): a few input directions carry most of the signal. "
+                 "LoftQ and SVD fit W − Q in the plain Frobenius norm and spend their rank on directions the "
+                 "inputs barely excite; CLoQ first weights the error by R = H<sub>λ</sub><sup>½</sup> and "
+                 "solves in closed form for the rank-r correction that minimizes the (ridge-regularized) error on "
+                 "the calibration data "
+                 "— the optimum no other rank-r adapter on this Q can beat.")
                  .arg(cond_text(s.cond))
                  .arg(s.outliers > 0 ? QString(", plus %1 outlier channels at %2×").arg(s.outliers).arg(s.outlier_scale)
                                      : QString());

@@ -28,7 +28,7 @@ public:
     SyntheticSpec spec() const;
     LayerSettings settings() const;
     void setSpec(const SyntheticSpec& spec);
-    void start();                    // first computation (deferred until the tab is shown, or called explicitly)
+    void start();  // first computation (deferred until the tab is shown, or called explicitly)
     bool hasReport() const { return hasReport_; }
     bool isComputing() const;
     const LayerReport& report() const { return report_; }
@@ -46,14 +46,14 @@ public:
     static QString explain(const LayerReport& r, const SyntheticSpec& s);
 
 Q_SIGNALS:
-    void reportShown();              // a final report (with LoftQ) is on screen
+    void reportShown();  // a final report (with LoftQ) is on screen
     void busyChanged(bool busy);
 
 protected:
     void showEvent(QShowEvent* e) override;
 
 private:
-    void schedule();                 // debounce control changes into one request
+    void schedule();  // debounce control changes into one request
     void submit();
     void onReport(const LayerReport& r);
 

@@ -56,8 +56,9 @@ RankSweepChart::RankSweepChart(QWidget* parent) : ChartPanel(parent) {
     chart_->legend()->setAlignment(Qt::AlignBottom);
     for (QLegendMarker* m : chart_->legend()->markers(chosen_)) m->setVisible(false);
     auto* view = makeView(chart_, this);
-    view->setToolTip("Each curve re-solves its initialization at every rank on the same quantized weight; "
-                     "the dashed line is the rank chosen in the settings panel");
+    view->setToolTip(
+        "Each curve re-solves its initialization at every rank on the same quantized weight; "
+        "the dashed line is the rank chosen in the settings panel");
     layout->addWidget(view, 1);
     restyle();
     clear();
@@ -108,11 +109,11 @@ void RankSweepChart::setReport(const LayerReport& r) {
     for (double y : {at(r.sweep_cloq), at(r.sweep_loftq)})
         if (std::isfinite(y)) chosen.append(QPointF(rank, y));
     chosen_->replace(chosen);
-    QString cap = QString("Rank <b>%1</b> of at most %2: CLoQ %3, LoftQ %4 (SVD %5). ")
-                      .arg(rank)
-                      .arg(std::min(r.in, r.out))
-                      .arg(format_number(at(r.sweep_cloq)), format_number(at(r.sweep_loftq)),
-                           format_number(at(r.sweep_svd)));
+    QString cap =
+        QString("Rank <b>%1</b> of at most %2: CLoQ %3, LoftQ %4 (SVD %5). ")
+            .arg(rank)
+            .arg(std::min(r.in, r.out))
+            .arg(format_number(at(r.sweep_cloq)), format_number(at(r.sweep_loftq)), format_number(at(r.sweep_svd)));
     // Rank needed by LoftQ to match CLoQ at the chosen rank: a concrete "what calibration buys".
     const double target = at(r.sweep_cloq);
     int match = -1;

@@ -23,7 +23,7 @@ public:
     QLineSeries* cloqSeries() const { return cloq_; }
     QLineSeries* loftqSeries() const { return loftq_; }
     QLineSeries* svdSeries() const { return svd_; }
-    QLineSeries* rankMarker() const { return marker_; }   // vertical line at the chosen rank
+    QLineSeries* rankMarker() const { return marker_; }  // vertical line at the chosen rank
     QScatterSeries* chosenPoints() const { return chosen_; }
 
 private:

@@ -15,7 +15,8 @@ public:
     using QObject::QObject;
     // Thread-safe: called by the job's thread, delivered on this object's thread.
     void post(const LayerMetricsRecord& rec) {
-        QMetaObject::invokeMethod(this, [this, rec] { Q_EMIT recorded(rec); }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(
+            this, [this, rec] { Q_EMIT recorded(rec); }, Qt::QueuedConnection);
     }
 Q_SIGNALS:
     void recorded(const cloq::ui::LayerMetricsRecord& rec);

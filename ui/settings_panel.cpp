@@ -16,15 +16,15 @@ namespace cloq::ui {
 
 QString SettingsPanel::splitExplanation(Split s) {
     switch (s) {
-        case Split::Default:
-            return "default (paper): lora_B = V_r is orthonormal and lora_A = S_r·U_rᵀ·R⁻ᵀ carries the scale — "
-                   "best after fine-tuning in Table 6 (WikiText-2 ppl 6.51).";
-        case Split::Sqrt:
-            return "sqrt: √S_r on both factors, balanced norms — close to the default (ppl 6.68).";
-        case Split::UVs:
-            return "u-vs: all of S_r on lora_B, lora_A is only the whitened directions R⁻¹U_r — same product, but "
-                   "the factors are so unbalanced that Adam's equal-size steps on lora_A get amplified by the "
-                   "large lora_B and fine-tuning breaks down (Table 6: ppl 880.6).";
+    case Split::Default:
+        return "default (paper): lora_B = V_r is orthonormal and lora_A = S_r·U_rᵀ·R⁻ᵀ carries the scale — "
+               "best after fine-tuning in Table 6 (WikiText-2 ppl 6.51).";
+    case Split::Sqrt:
+        return "sqrt: √S_r on both factors, balanced norms — close to the default (ppl 6.68).";
+    case Split::UVs:
+        return "u-vs: all of S_r on lora_B, lora_A is only the whitened directions R⁻¹U_r — same product, but "
+               "the factors are so unbalanced that Adam's equal-size steps on lora_A get amplified by the "
+               "large lora_B and fine-tuning breaks down (Table 6: ppl 880.6).";
     }
     return {};
 }
@@ -46,24 +46,28 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     auto* qform = new QFormLayout(qbox);
     bits_ = new QComboBox(qbox);
     for (int b : {2, 3, 4, 8}) bits_->addItem(QString("%1-bit").arg(b), b);
-    bits_->setToolTip("Bit width of the integer quantizer (INT, asymmetric). Changing it re-runs the quantizer "
-                      "in the background.");
+    bits_->setToolTip(
+        "Bit width of the integer quantizer (INT, asymmetric). Changing it re-runs the quantizer "
+        "in the background.");
     qform->addRow("&Bits:", bits_);
     group_ = new QComboBox(qbox);
     for (int g : {32, 64, 128}) group_->addItem(QString::number(g), g);
     group_->addItem("per channel", -1);
-    group_->setToolTip("Input columns sharing one scale and zero point (the last group may be ragged); "
-                       "per channel = one group per output row.");
+    group_->setToolTip(
+        "Input columns sharing one scale and zero point (the last group may be ragged); "
+        "per channel = one group per output row.");
     qform->addRow("&Group size:", group_);
     quantizer_ = new QComboBox(qbox);
     quantizer_->addItem("GPTQ", static_cast<int>(QuantMethod::Gptq));
     quantizer_->addItem("RTN (round to nearest)", static_cast<int>(QuantMethod::Rtn));
-    quantizer_->setToolTip("GPTQ uses the calibration Hessian to push rounding error onto later columns; RTN "
-                           "rounds each weight on its own.");
+    quantizer_->setToolTip(
+        "GPTQ uses the calibration Hessian to push rounding error onto later columns; RTN "
+        "rounds each weight on its own.");
     qform->addRow("&Quantizer:", quantizer_);
     magr_ = new QCheckBox("MagR", qbox);
-    magr_->setToolTip("Shrink each row's largest weights before quantizing while keeping ‖X(W'−W)ᵀ‖ small "
-                      "(paper Sec. 4.1): a smaller range means finer steps.");
+    magr_->setToolTip(
+        "Shrink each row's largest weights before quantizing while keeping ‖X(W'−W)ᵀ‖ small "
+        "(paper Sec. 4.1): a smaller range means finer steps.");
     qform->addRow(QString(), magr_);
     outer->addWidget(qbox);
 
@@ -74,8 +78,9 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     rankSlider_ = new QSlider(Qt::Horizontal, abox);
     rankSlider_->setObjectName("rankSlider");
     rankSlider_->setRange(0, 64);
-    rankSlider_->setToolTip("LoRA rank r: how many singular directions of R·ΔWᵀ the adapter keeps. "
-                            "Redraws instantly (the SVD is cached).");
+    rankSlider_->setToolTip(
+        "LoRA rank r: how many singular directions of R·ΔWᵀ the adapter keeps. "
+        "Redraws instantly (the SVD is cached).");
     rankSpin_ = new QSpinBox(abox);
     rankSpin_->setObjectName("rankSpin");
     rankSpin_->setRange(0, 64);
@@ -89,8 +94,9 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     split_->addItem("u-vs (bad)", static_cast<int>(Split::UVs));
     for (int i = 0; i < split_->count(); ++i)
         split_->setItemData(i, splitExplanation(static_cast<Split>(split_->itemData(i).toInt())), Qt::ToolTipRole);
-    split_->setToolTip("Where the singular values go between lora_A and lora_B (paper Table 6). The product, and "
-                       "so every discrepancy, is the same; the split matters for fine-tuning.");
+    split_->setToolTip(
+        "Where the singular values go between lora_A and lora_B (paper Table 6). The product, and "
+        "so every discrepancy, is the same; the split matters for fine-tuning.");
     aform->addRow("&Split:", split_);
     splitNote_ = new QLabel(abox);
     splitNote_->setObjectName("splitExplanation");
@@ -101,8 +107,9 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     alpha_ = new QDoubleSpinBox(abox);
     alpha_->setRange(0.01, 4096);
     alpha_->setDecimals(2);
-    alpha_->setToolTip("lora_alpha of the exported adapter. The export divides lora_A by alpha/r, so the "
-                       "initialized weight is exact for any alpha.");
+    alpha_->setToolTip(
+        "lora_alpha of the exported adapter. The export divides lora_A by alpha/r, so the "
+        "initialized weight is exact for any alpha.");
     aform->addRow("LoRA &alpha:", alpha_);
     outer->addWidget(abox);
 
@@ -116,8 +123,9 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     loftqQuant_ = new QComboBox(lbox);
     loftqQuant_->addItem("INT (RTN)", static_cast<int>(LoftqQuant::Int));
     loftqQuant_->addItem("NF (QLoRA)", static_cast<int>(LoftqQuant::Nf));
-    loftqQuant_->setToolTip("LoftQ's inner quantizer: CLoQ's INT grid (bits, group) with round-to-nearest — LoftQ is "
-                            "data-free, so no GPTQ/MagR — or QLoRA's NF4/NF2.");
+    loftqQuant_->setToolTip(
+        "LoftQ's inner quantizer: CLoQ's INT grid (bits, group) with round-to-nearest — LoftQ is "
+        "data-free, so no GPTQ/MagR — or QLoRA's NF4/NF2.");
     lform->addRow("Q&uantizer:", loftqQuant_);
     outer->addWidget(lbox);
 
@@ -125,8 +133,9 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     auto* pbox = new QGroupBox("Apply these settings", this);
     auto* pl = new QVBoxLayout(pbox);
     applyKind_ = new QPushButton("To all layers of this &kind", pbox);
-    applyKind_->setToolTip("Copy bits, group, rank, split and quantizer to every module of the same kind "
-                           "(e.g. every q_proj); ranks are capped at each layer's size.");
+    applyKind_->setToolTip(
+        "Copy bits, group, rank, split and quantizer to every module of the same kind "
+        "(e.g. every q_proj); ranks are capped at each layer's size.");
     applyModel_ = new QPushButton("To the &whole model", pbox);
     applyModel_->setToolTip("Make these the model-wide defaults and drop every per-layer override.");
     reset_ = new QPushButton("&Reset to the model default", pbox);
@@ -162,8 +171,8 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     setEnabled(false);
 }
 
-void SettingsPanel::setLayer(const QString& name, const QString& kind, int64_t out, int64_t in,
-                             const LayerSettings& s, bool overridden) {
+void SettingsPanel::setLayer(const QString& name, const QString& kind, int64_t out, int64_t in, const LayerSettings& s,
+                             bool overridden) {
     const int rmax = static_cast<int>(std::min(out, in));
     loading_ = true;
     rankSlider_->setRange(0, rmax);

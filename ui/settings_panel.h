@@ -4,7 +4,7 @@
 #pragma once
 #include <QWidget>
 
-#include "cloq/settings.h"
+#include "cloq/settings/settings.h"
 
 class QCheckBox;
 class QComboBox;
@@ -50,8 +50,8 @@ Q_SIGNALS:
     void resetLayerRequested();
 
 private:
-    void readControls();      // controls -> settings_, emits when different
-    void writeControls();     // settings_ -> controls, without signals
+    void readControls();   // controls -> settings_, emits when different
+    void writeControls();  // settings_ -> controls, without signals
     void updateExplanation();
 
     LayerSettings settings_;

@@ -69,8 +69,9 @@ SpectrumChart::SpectrumChart(QWidget* parent) : ChartPanel(parent) {
     attachAxes(chart_, x_, y_);
     chart_->legend()->setAlignment(Qt::AlignBottom);
     auto* view = makeView(chart_, this);
-    view->setToolTip("A steeper curve means the first r directions hold more of the error: CLoQ's rank-r "
-                     "correction removes everything left of the dashed line");
+    view->setToolTip(
+        "A steeper curve means the first r directions hold more of the error: CLoQ's rank-r "
+        "correction removes everything left of the dashed line");
     layout->addWidget(view, 1);
     restyle();
     clear();

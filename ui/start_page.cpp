@@ -17,13 +17,12 @@
 #include <QVBoxLayout>
 
 namespace cloq::ui {
-namespace {
-// A dropped file inside a model folder (config.json, model.safetensors) opens its folder.
-QString folder_of(const QString& path) {
+
+QString model_path_of(const QString& path) {
     const QFileInfo fi(path);
-    return fi.isDir() ? fi.absoluteFilePath() : fi.absolutePath();
+    if (fi.isDir() || fi.suffix().compare("gguf", Qt::CaseInsensitive) == 0) return fi.absoluteFilePath();
+    return fi.absolutePath();
 }
-}  // namespace
 
 StartPage::StartPage(QWidget* parent) : QWidget(parent) {
     setObjectName("startPage");
@@ -42,16 +41,18 @@ StartPage::StartPage(QWidget* parent) : QWidget(parent) {
     auto* title = new QLabel(this);
     title->setTextFormat(Qt::RichText);
     title->setWordWrap(true);
-    title->setText("<h1>CLoQ Studio</h1><p>Quantize a Llama-family model and initialize its LoRA adapters with "
-                   "<b>CLoQ</b> — the closed-form, calibrated initialization — and see layer by layer how much "
-                   "closer it starts to the original model than LoftQ.</p>");
+    title->setText(
+        "<h1>CLoQ Studio</h1><p>Quantize a Llama-family model and initialize its LoRA adapters with "
+        "<b>CLoQ</b> — the closed-form, calibrated initialization — and see layer by layer how much "
+        "closer it starts to the original model than LoftQ.</p>");
     head->addWidget(title, 1);
     col->addLayout(head);
 
     auto* buttons = new QHBoxLayout();
     open_ = new QPushButton(QIcon::fromTheme("document-open"), "&Open model folder…", this);
-    open_->setToolTip("A Hugging Face folder with config.json, model.safetensors (or shards) and a tokenizer "
-                      "(Ctrl+O). You can also drop the folder onto this window.");
+    open_->setToolTip(
+        "A Hugging Face folder with config.json, model.safetensors (or shards) and a tokenizer "
+        "(Ctrl+O). You can also drop the folder onto this window.");
     demo_ = new QPushButton("Open the &demo model", this);
     demo_->setObjectName("demoButton");
     demo_->setToolTip("The bundled tiny Llama (stories260K) with its TinyStories text: calibrates in seconds.");
@@ -108,8 +109,8 @@ StartPage::StartPage(QWidget* parent) : QWidget(parent) {
     connect(recent_, &QListWidget::itemActivated, this,
             [this](QListWidgetItem* item) { Q_EMIT openRequested(item->data(Qt::UserRole).toString()); });
     connect(browse, &QToolButton::clicked, this, [this] {
-        const QString f = QFileDialog::getOpenFileName(this, "Calibration text", text_->text(),
-                                                       "Text files (*.txt);;All files (*)");
+        const QString f =
+            QFileDialog::getOpenFileName(this, "Calibration text", text_->text(), "Text files (*.txt);;All files (*)");
         if (!f.isEmpty()) text_->setText(f);
     });
     setCalibration(CalibSettings{});
@@ -158,7 +159,7 @@ void StartPage::dropEvent(QDropEvent* e) {
     const auto urls = e->mimeData()->urls();
     if (urls.isEmpty() || !urls.first().isLocalFile()) return;
     e->acceptProposedAction();
-    Q_EMIT openRequested(folder_of(urls.first().toLocalFile()));
+    Q_EMIT openRequested(model_path_of(urls.first().toLocalFile()));
 }
 
 }  // namespace cloq::ui

@@ -3,7 +3,7 @@
 #pragma once
 #include <QWidget>
 
-#include "cloq/settings.h"
+#include "cloq/settings/settings.h"
 
 class QLabel;
 class QLineEdit;
@@ -12,6 +12,10 @@ class QPushButton;
 class QSpinBox;
 
 namespace cloq::ui {
+
+// What a dropped or chosen path opens, the same on the start page and the main window: a model folder or a .gguf
+// file as it is; any other file (config.json, a safetensors shard) opens the folder it is in.
+QString model_path_of(const QString& path);
 
 class StartPage : public QWidget {
     Q_OBJECT
@@ -29,7 +33,7 @@ public:
     QListWidget* recentList() const { return recent_; }
 
 Q_SIGNALS:
-    void openRequested(const QString& dir);  // a folder chosen by dialog, drop or recent list
+    void openRequested(const QString& path);  // a folder or .gguf chosen by dialog, drop or recent list
     void openDialogRequested();
     void demoRequested();
 

@@ -1,5 +1,7 @@
 #include "status_widgets.h"
 
+#include <ATen/Parallel.h>
+#include <unistd.h>
 #include <QFile>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -7,11 +9,9 @@
 #include <QThreadPool>
 #include <QTimer>
 #include <QToolButton>
-#include <ATen/Parallel.h>
-#include <unistd.h>
 
 #include "background_job.h"
-#include "cloq/settings.h"
+#include "cloq/settings/settings.h"
 
 namespace cloq::ui {
 
@@ -34,9 +34,7 @@ SystemStatus::SystemStatus(QWidget* parent) : QWidget(parent) {
     refresh();
 }
 
-QString SystemStatus::deviceText() {
-    return cuda_available() ? QString("device: CUDA") : QString("device: CPU");
-}
+QString SystemStatus::deviceText() { return cuda_available() ? QString("device: CUDA") : QString("device: CPU"); }
 
 QString SystemStatus::threadsText() {
     // Short: it shares the status bar with the model line; the tooltip spells the three numbers out.
@@ -78,8 +76,10 @@ JobIndicator::JobIndicator(QWidget* parent) : QWidget(parent) {
     row->addWidget(bar_);
     row->addWidget(cancel_);
     connect(cancel_, &QToolButton::clicked, this, [this] {
-        if (job_) job_->cancel();
-        else if (busyCancel_) busyCancel_();
+        if (job_)
+            job_->cancel();
+        else if (busyCancel_)
+            busyCancel_();
     });
     hide();
 }

@@ -2,8 +2,8 @@
 // the progress of the running job with its cancel button.
 #pragma once
 #include <QPointer>
-#include <functional>
 #include <QWidget>
+#include <functional>
 
 class QLabel;
 class QProgressBar;
@@ -17,9 +17,9 @@ class SystemStatus : public QWidget {
     Q_OBJECT
 public:
     explicit SystemStatus(QWidget* parent = nullptr);
-    static QString deviceText();          // "CPU" or "CUDA (name)"
-    static QString threadsText();         // "threads: torch 1, BLAS/OpenMP 2, jobs 2"
-    static double residentMegabytes();    // from /proc/self/statm, 0 when unknown
+    static QString deviceText();        // "CPU" or "CUDA (name)"
+    static QString threadsText();       // "threads: torch 1, BLAS/OpenMP 2, jobs 2"
+    static double residentMegabytes();  // from /proc/self/statm, 0 when unknown
     void refresh();
 
 private:

@@ -11,6 +11,7 @@
 #include <QTimer>
 
 #include "background_job.h"
+#include "cloq/base/error.h"
 #include "layer_report.h"
 #include "main_window.h"
 #include "model_session.h"
@@ -40,7 +41,8 @@ public:
             w_->playground()->start();
             return;
         }
-        connect(w_, &MainWindow::modelOpenFailed, this, [this](const QString& m) { fail("cannot open the model: " + m); });
+        connect(w_, &MainWindow::modelOpenFailed, this,
+                [this](const QString& m) { fail("cannot open the model: " + m); });
         connect(w_, &MainWindow::layerFailed, this, [this](const QString& l, const QString& m) { fail(l + ": " + m); });
         connect(w_, &MainWindow::modelOpened, this, [this] { opened(); });
         connect(w_, &MainWindow::layerReportShown, this, [this](const QString& l, bool final) {
@@ -76,7 +78,7 @@ private:
             try {
                 w_->loadProfile(o_.profile);
             } catch (const std::exception& e) {
-                fail(e.what());
+                fail(QString::fromStdString(cloq::error_message(e)));
                 return;
             }
         }

@@ -9,18 +9,18 @@
 namespace cloq::ui {
 
 struct StudioOptions {
-    QString model_dir;       // --model DIR (empty: start page, unless --demo)
-    bool demo = false;       // --demo: open the bundled demo model with its text
-    QString layer;           // --layer NAME: the module to select (default: the first)
-    QString tab;             // --tab discrepancy|rank|spectrum|weights|overview|playground
-    QSize size;              // --size WxH (invalid: default size)
-    QString screenshot;      // --screenshot FILE.png: save the window once the view is computed, then exit
-    QString theme;           // --theme light|dark
-    QString profile;         // --profile FILE.json: settings profile to load after opening
-    QString calib_text;      // --calib-text FILE (default: the demo's text or the first shared text)
-    int nsamples = 0;        // --nsamples N (0: default)
-    int seqlen = 0;          // --seqlen N (0: default)
-    int timeout_s = 600;     // --timeout S: a screenshot run gives up after S seconds
+    QString model_dir;    // --model DIR (empty: start page, unless --demo)
+    bool demo = false;    // --demo: open the bundled demo model with its text
+    QString layer;        // --layer NAME: the module to select (default: the first)
+    QString tab;          // --tab discrepancy|rank|spectrum|weights|overview|playground
+    QSize size;           // --size WxH (invalid: default size)
+    QString screenshot;   // --screenshot FILE.png: save the window once the view is computed, then exit
+    QString theme;        // --theme light|dark
+    QString profile;      // --profile FILE.json: settings profile to load after opening
+    QString calib_text;   // --calib-text FILE (default: the demo's text or the first shared text)
+    int nsamples = 0;     // --nsamples N (0: default)
+    int seqlen = 0;       // --seqlen N (0: default)
+    int timeout_s = 600;  // --timeout S: a screenshot run gives up after S seconds
 };
 
 // The tab names --tab accepts, in the order of the main window's tabs.

@@ -64,22 +64,32 @@ QString to_string(Theme theme) { return theme == Theme::Dark ? "dark" : "light";
 QColor method_color(InitMethod m) {
     const bool dark = g_theme == Theme::Dark;
     switch (m) {
-        case InitMethod::Zero: return dark ? QColor(0xa8, 0xa8, 0xa8) : QColor(0x80, 0x80, 0x80);
-        case InitMethod::Svd: return dark ? QColor(0xc3, 0x9b, 0xf0) : QColor(0x94, 0x67, 0xbd);
-        case InitMethod::Loftq: return dark ? QColor(0xff, 0xa0, 0x40) : QColor(0xe8, 0x6f, 0x00);
-        case InitMethod::Cloq: return dark ? QColor(0x5a, 0xb0, 0xff) : QColor(0x1f, 0x6f, 0xc0);
-        case InitMethod::Eora: return dark ? QColor(0x6f, 0xd9, 0x8a) : QColor(0x2c, 0xa0, 0x2c);
+    case InitMethod::Zero:
+        return dark ? QColor(0xa8, 0xa8, 0xa8) : QColor(0x80, 0x80, 0x80);
+    case InitMethod::Svd:
+        return dark ? QColor(0xc3, 0x9b, 0xf0) : QColor(0x94, 0x67, 0xbd);
+    case InitMethod::Loftq:
+        return dark ? QColor(0xff, 0xa0, 0x40) : QColor(0xe8, 0x6f, 0x00);
+    case InitMethod::Cloq:
+        return dark ? QColor(0x5a, 0xb0, 0xff) : QColor(0x1f, 0x6f, 0xc0);
+    case InitMethod::Eora:
+        return dark ? QColor(0x6f, 0xd9, 0x8a) : QColor(0x2c, 0xa0, 0x2c);
     }
     return Qt::gray;
 }
 
 QString method_label(InitMethod m) {
     switch (m) {
-        case InitMethod::Zero: return "zero (QLoRA)";
-        case InitMethod::Svd: return "SVD";
-        case InitMethod::Loftq: return "LoftQ";
-        case InitMethod::Cloq: return "CLoQ";
-        case InitMethod::Eora: return "EoRA";
+    case InitMethod::Zero:
+        return "zero (QLoRA)";
+    case InitMethod::Svd:
+        return "SVD";
+    case InitMethod::Loftq:
+        return "LoftQ";
+    case InitMethod::Cloq:
+        return "CLoQ";
+    case InitMethod::Eora:
+        return "EoRA";
     }
     return {};
 }
@@ -87,9 +97,12 @@ QString method_label(InitMethod m) {
 QColor weight_color(int which) {
     const bool dark = g_theme == Theme::Dark;
     switch (which) {
-        case 0: return dark ? QColor(0x5a, 0xb0, 0xff) : QColor(0x1f, 0x6f, 0xc0);
-        case 1: return dark ? QColor(0xff, 0xa0, 0x40) : QColor(0xe8, 0x6f, 0x00);
-        default: return dark ? QColor(0xff, 0x6b, 0x8a) : QColor(0xc0, 0x25, 0x4a);
+    case 0:
+        return dark ? QColor(0x5a, 0xb0, 0xff) : QColor(0x1f, 0x6f, 0xc0);
+    case 1:
+        return dark ? QColor(0xff, 0xa0, 0x40) : QColor(0xe8, 0x6f, 0x00);
+    default:
+        return dark ? QColor(0xff, 0x6b, 0x8a) : QColor(0xc0, 0x25, 0x4a);
     }
 }
 

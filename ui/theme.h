@@ -4,7 +4,7 @@
 #include <QColor>
 #include <QString>
 
-#include "cloq/settings.h"
+#include "cloq/settings/settings.h"
 
 class QApplication;
 class QChart;
@@ -14,16 +14,16 @@ namespace cloq::ui {
 
 enum class Theme { Light, Dark };
 
-Theme current_theme();                      // what apply_theme last installed (Light before the first call)
+Theme current_theme();  // what apply_theme last installed (Light before the first call)
 void apply_theme(QApplication& app, Theme theme);
-Theme parse_theme(const QString& name);     // "light" / "dark"; anything else -> Light
+Theme parse_theme(const QString& name);  // "light" / "dark"; anything else -> Light
 QString to_string(Theme theme);
 
 // One colour per initialization (zero grey, svd purple, LoftQ orange, CLoQ blue), brighter on dark backgrounds.
 QColor method_color(InitMethod m);
-QString method_label(InitMethod m);         // "zero (QLoRA)", "SVD", "LoftQ", "CLoQ", "EoRA"
+QString method_label(InitMethod m);  // "zero (QLoRA)", "SVD", "LoftQ", "CLoQ", "EoRA"
 // The colour of "W", "Q" and "W − Q" in the weight histogram.
-QColor weight_color(int which);             // 0 = W, 1 = Q, 2 = W - Q
+QColor weight_color(int which);  // 0 = W, 1 = Q, 2 = W - Q
 
 // Restyles a chart for the current theme: Qt's light/dark chart theme, readable fonts, no animations
 // (animations would make every live update lag behind the settings).

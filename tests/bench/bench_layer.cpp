@@ -14,15 +14,14 @@
 #include <thread>
 #include <vector>
 
-#include "cloq/atomic_file.h"
+#include "cloq/base/atomic_file.h"
+#include "cloq/base/timing.h"
+#include "cloq/lowrank/layer_solver.h"
 #include "markdown_section.h"
-#include "cloq/layer_solver.h"
 
 using namespace cloq;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 struct Shape {
     int64_t out, in;
@@ -33,8 +32,7 @@ struct Shape {
 torch::Tensor make_gram(int64_t in, uint64_t seed) {
     auto gen = at::detail::createCPUGenerator(seed);
     const int64_t tokens = in;  // enough for a full-rank H; how H was made does not change any stage's cost
-    auto X = torch::randn({tokens, in}, gen, torch::kFloat32) *
-             torch::logspace(0, 2, in, 10.0, torch::kFloat32);
+    auto X = torch::randn({tokens, in}, gen, torch::kFloat32) * torch::logspace(0, 2, in, 10.0, torch::kFloat32);
     X = X.mm(torch::eye(in) + 0.3f * torch::randn({in, in}, gen, torch::kFloat32) / std::sqrt(float(in)));
     auto Xd = X.to(torch::kFloat64);
     return Xd.t().mm(Xd);
@@ -53,43 +51,43 @@ nlohmann::json bench_shape(const Shape& sh, bool paper_route) {
     s.quant.group = 64;
     s.rank = 64;
 
-    auto t0 = Clock::now();
+    Stopwatch t0;
     auto hf = std::make_shared<const HessianFactor>(H, "H");
-    t["hessian_cholesky"] = since(t0);
+    t["hessian_cholesky"] = t0.seconds();
     LayerSolver solver(W, hf, "W");
-    t0 = Clock::now();
+    t0.restart();
     solver.update(s);
-    const double update = since(t0);
+    const double update = t0.seconds();
     const auto st = solver.timings();
     t["gptq"] = st.at("quantize");
     t["gram"] = st.at("gram");
     t["eigensolve"] = st.at("eigensolve");
     t["vectors"] = st.at("vectors");
-    t0 = Clock::now();
+    t0.restart();
     const auto lr = solver.init(InitMethod::Cloq, torch::kFloat32);
-    t["factors"] = since(t0);
+    t["factors"] = t0.seconds();
     t["cloq_init_total"] = t["hessian_cholesky"].get<double>() + update + t["factors"].get<double>();
     std::cerr << "  CLoQ init " << t["cloq_init_total"].get<double>() << " s\n";
 
-    t0 = Clock::now();
+    t0.restart();
     const auto m_fro = solver.metrics(InitMethod::Cloq, false);
-    t["metrics_fro"] = since(t0);
-    t0 = Clock::now();
+    t["metrics_fro"] = t0.seconds();
+    t0.restart();
     const auto m = solver.metrics(InitMethod::Cloq, true);
-    t["metrics_fro_spec"] = since(t0);
+    t["metrics_fro_spec"] = t0.seconds();
     r["cloq_fro_rel"] = m.fro_rel;
     r["cloq_spec_rel"] = m.spec_rel;
 
     // The GUI's layer view first draws the rank sweep 0..max(256, 2r) (which computes those singular vectors once),
     // then the user drags the rank slider and flips the split: each move is update() + init() on the cached solver.
-    t0 = Clock::now();
+    t0.restart();
     (void)solver.rank_sweep(InitMethod::Cloq, 256);
-    t["rank_sweep_0_256"] = since(t0);
+    t["rank_sweep_0_256"] = t0.seconds();
     const auto change = [&](LayerSettings ns) {
-        const auto c0 = Clock::now();
+        const Stopwatch c0;
         solver.update(ns);
         (void)solver.init(InitMethod::Cloq, torch::kFloat32);
-        return since(c0);
+        return c0.seconds();
     };
     auto s2 = s;
     s2.rank = 32;
@@ -101,18 +99,18 @@ nlohmann::json bench_shape(const Shape& sh, bool paper_route) {
     s2.split = Split::Default;
     s2.rank = 64;
     t["rank_change_128_to_64"] = change(s2);
-    t0 = Clock::now();
+    t0.restart();
     (void)solver.metrics(InitMethod::Cloq, false);
-    t["metrics_fro_after_change"] = since(t0);
+    t["metrics_fro_after_change"] = t0.seconds();
     // Past the cached vectors (only when the layer has that many): new vectors from the cached tridiagonal form.
     if (std::min(sh.out, sh.in) >= 512) {
         s2.rank = 512;
         t["rank_change_64_to_512"] = change(s2);
         solver.update(s);  // back to rank 64 for the svd baseline below
     }
-    t0 = Clock::now();
+    t0.restart();
     solver.ensure(InitMethod::Svd);
-    t["svd_baseline"] = since(t0);
+    t["svd_baseline"] = t0.seconds();
     r["svd_fro_rel"] = solver.metrics(InitMethod::Svd, false).fro_rel;
     r["zero_fro_rel"] = solver.metrics(InitMethod::Zero, false).fro_rel;
     (void)lr;
@@ -121,13 +119,13 @@ nlohmann::json bench_shape(const Shape& sh, bool paper_route) {
     if (paper_route) {
         // For comparison: Algorithm 1 literally — full eigh of H_λ and a full float64 SVD of R·ΔWᵀ.
         const auto dW = W.to(torch::kFloat64) - solver.quantized().Q.to(torch::kFloat64);
-        t0 = Clock::now();
+        t0.restart();
         auto [sig, U] = torch::linalg::eigh(hf->H_lambda(), "L");
-        t["paper_eigh"] = since(t0);
-        t0 = Clock::now();
+        t["paper_eigh"] = t0.seconds();
+        t0.restart();
         auto M = (sig.sqrt().unsqueeze(1) * U.t()).mm(dW.t());
         auto svd = torch::linalg::svd(M, false, c10::nullopt);
-        t["paper_svd"] = since(t0);
+        t["paper_svd"] = t0.seconds();
     }
     r["seconds"] = t;
     return r;
@@ -135,8 +133,10 @@ nlohmann::json bench_shape(const Shape& sh, bool paper_route) {
 
 std::string fmt(double s) {
     char b[32];
-    if (s < 1) std::snprintf(b, sizeof b, "%.1f ms", s * 1e3);
-    else std::snprintf(b, sizeof b, "%.2f s", s);
+    if (s < 1)
+        std::snprintf(b, sizeof b, "%.1f ms", s * 1e3);
+    else
+        std::snprintf(b, sizeof b, "%.2f s", s);
     return b;
 }
 
@@ -199,27 +199,37 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
-            if (i + 1 >= argc) { std::cerr << a << " needs a value\n"; std::exit(2); }
+            if (i + 1 >= argc) {
+                std::cerr << a << " needs a value\n";
+                std::exit(2);
+            }
             return argv[++i];
         };
-        if (a == "--json") json_path = next();
-        else if (a == "--markdown") md_path = next();
-        else if (a == "--machine") machine = next();
+        if (a == "--json")
+            json_path = next();
+        else if (a == "--markdown")
+            md_path = next();
+        else if (a == "--machine")
+            machine = next();
         else if (a == "--sizes") {
             shapes.clear();
             std::stringstream ss(next());
             for (std::string tok; std::getline(ss, tok, ',');) {
                 const auto x = tok.find('x');
-                const int64_t o = std::stoll(tok.substr(0, x)), n = x == std::string::npos ? o : std::stoll(tok.substr(x + 1));
+                const int64_t o = std::stoll(tok.substr(0, x)),
+                              n = x == std::string::npos ? o : std::stoll(tok.substr(x + 1));
                 shapes.push_back({o, n});
             }
         } else {
-            std::cerr << "usage: bench_layer [--sizes 768,2048,4096,11008x4096] [--json FILE] [--markdown docs/benchmarks.md]"
-                         " [--machine TEXT]\n";
+            std::cerr
+                << "usage: bench_layer [--sizes 768,2048,4096,11008x4096] [--json FILE] [--markdown docs/benchmarks.md]"
+                   " [--machine TEXT]\n";
             return a == "--help" ? 0 : 2;
         }
     }
-    if (machine.empty()) machine = std::to_string(std::thread::hardware_concurrency()) + "-core CPU, LibTorch " TORCH_VERSION " + OpenBLAS";
+    if (machine.empty())
+        machine =
+            std::to_string(std::thread::hardware_concurrency()) + "-core CPU, LibTorch " TORCH_VERSION " + OpenBLAS";
     nlohmann::json all;
     all["machine"] = machine;
     {

@@ -5,7 +5,7 @@
 #include <iterator>
 #include <string>
 
-#include "cloq/atomic_file.h"
+#include "cloq/base/atomic_file.h"
 
 namespace cloq::bench {
 

@@ -573,7 +573,7 @@ def npy_cases(c):
                "H is 16x18", parser=False, bad_file="H.npy")
     layer_case("layer_weight_1d", npy_file("<f4", [LAYER_IN], f32_bytes(w[0])), good_h, ["W.npy"],
                "W is a vector", parser=False)
-    # Degenerate but legal calibration: the pseudo-inverse handles them (DESIGN.md); they must solve, finitely.
+    # Degenerate but legal calibration: the pseudo-inverse handles them (docs/design.md); they must solve, finitely.
     zero_h = [[0.0] * LAYER_IN for _ in range(LAYER_IN)]
     layer_case("layer_gram_all_zero", good_w, npy_f32(zero_h), [], "H = 0 (no calibration signal): must not "
                "produce NaN", exit=0, parser=False)

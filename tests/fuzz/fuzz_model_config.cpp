@@ -3,7 +3,7 @@
 // kv heads dividing heads) and survive model_config_to_hf_json -> parse again unchanged.
 #include <nlohmann/json.hpp>
 
-#include "cloq/model_config.h"
+#include "cloq/model/model_config.h"
 #include "fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -12,8 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cloq::fuzz::expect_success_or_error([&] {
         const cloq::ModelConfig c = cloq::model_config_from_hf_json(j, "config.json");
         c.validate("config.json");
-        if (c.hidden_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
-            c.head_dim <= 0 || c.vocab_size <= 0 || c.intermediate_size <= 0 || c.num_heads % c.num_kv_heads != 0)
+        if (c.hidden_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 || c.head_dim <= 0 ||
+            c.vocab_size <= 0 || c.intermediate_size <= 0 || c.num_heads % c.num_kv_heads != 0)
             std::abort();
         (void)c.num_parameters();
         const cloq::ModelConfig back = cloq::model_config_from_hf_json(cloq::model_config_to_hf_json(c), "again");

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "cloq/npy.h"
+#include "cloq/io/npy.h"
 #include "fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -5,7 +5,7 @@
 // to a fixed valid shard, and the folder is opened as SafetensorsWeights.
 #include <cstring>
 
-#include "cloq/safetensors.h"
+#include "cloq/io/safetensors.h"
 #include "fuzz_support.h"
 
 namespace {
@@ -27,7 +27,7 @@ void read_everything(const cloq::SafetensorsFile& f) {
         const auto& info = f.info(name);
         if (info.end < info.begin) std::abort();  // validated offsets must be ordered
         (void)f.bytes(name);
-        cloq::fuzz::expect_success_or_error([&] { (void)f.tensor(name); });      // exotic dtypes may refuse
+        cloq::fuzz::expect_success_or_error([&] { (void)f.tensor(name); });  // exotic dtypes may refuse
         cloq::fuzz::expect_success_or_error([&] { (void)f.load_float(name); });
     }
 }

@@ -3,7 +3,7 @@
 // through to_json unchanged, and must pass validate() (the JSON reader is the one gate before the solver).
 #include <nlohmann/json.hpp>
 
-#include "cloq/settings.h"
+#include "cloq/settings/settings.h"
 #include "fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -6,14 +6,13 @@
 #include <algorithm>
 #include <string_view>
 
-#include "cloq/tokenizer_spm.h"
 #include "fuzz_support.h"
+#include "tokenize/tokenizer_spm.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view bytes(reinterpret_cast<const char*>(data), size);
     cloq::fuzz::expect_success_or_error([&] {
-        cloq::SentencePieceTokenizer tok(cloq::parse_sentencepiece_model(bytes, "tokenizer.model"),
-                                         "tokenizer.model");
+        cloq::SentencePieceTokenizer tok(cloq::parse_sentencepiece_model(bytes, "tokenizer.model"), "tokenizer.model");
         const std::string text(bytes.substr(size - std::min<size_t>(size, 64)));
         for (const std::string& t : {std::string("Once upon a time,  there  was\ta cat.\n"), text}) {
             const auto ids = tok.encode(t, true);

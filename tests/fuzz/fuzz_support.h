@@ -1,6 +1,6 @@
 // Shared plumbing of the libFuzzer targets (tests/fuzz/fuzz_*.cpp).
 //
-// The contract every parser is fuzzed against (DESIGN.md, Bad input): for ANY bytes it either succeeds or throws
+// The contract every parser is fuzzed against (docs/design.md, Bad input): for ANY bytes it either succeeds or throws
 // cloq::Error. A crash, a sanitizer report, a hang, an allocation bomb (libFuzzer's -rss_limit_mb/-malloc_limit_mb)
 // or any other exception type escaping (nlohmann::json errors, c10::Error, std::bad_alloc, ...) is a finding:
 // such an exception reaches std::terminate and libFuzzer records the input as a crash.
@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <string>
 
-#include "cloq/error.h"
+#include "cloq/base/error.h"
 
 namespace cloq::fuzz {
 
@@ -70,8 +70,7 @@ void expect_success_or_error(F&& f) {
         f();
     } catch (const cloq::Cancelled&) {
         std::abort();  // nothing cancels here: a parser throwing Cancelled is a bug
-    } catch (const cloq::Error&) {
-    }
+    } catch (const cloq::Error&) {}
 }
 
 // Splits an input into a selector byte (to pick a variant of the target) and the rest.

@@ -171,7 +171,7 @@ def profile_seeds():
         return json.dumps({"format": "cloq-profile", "version": 1, "global": {},
                            "overrides": [{"match": pattern, "bits": 3}]})
     return {
-        # Findings (fixed in core/src/profile.cpp): nested groups overflowed std::regex's recursive compiler;
+        # Findings (fixed in core/src/settings/profile.cpp): nested groups overflowed std::regex's recursive compiler;
         # nested stars backtracked exponentially on module names; counted repeats multiply NFA states.
         "regress-nested-groups": override("(" * 10000 + "a" + ")" * 10000),
         "regress-backtracking": override("(.*)*(.*)*(.*)*(.*)*X"),

@@ -2,7 +2,7 @@
 """Loads a `cloq quantize` export with a user's Python stack and compares its logits with `cloq eval`'s.
 
 OUT/base is loaded into transformers' LlamaForCausalLM: a float16 base directly, a GPTQ base after dequantizing it
-with the unpacker below (written from the format description in DESIGN.md, not from cloq's code). OUT/adapter is
+with the unpacker below (written from the format description in docs/design.md, not from cloq's code). OUT/adapter is
 applied with peft.PeftModel.from_pretrained. The logits on the token ids cloq evaluated must match cloq's to 1e-3
 relative. Exit status 0 = pass, 1 = mismatch, 2 = the export could not be loaded.
 """

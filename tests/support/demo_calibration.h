@@ -1,7 +1,7 @@
 // The demo calibration every model-level test uses: 32 random windows of 256 tokens of TinyStories (seed 0, no
 // cache), as in the README's perplexity tables and the GUI's default.
 #pragma once
-#include "cloq/calibration.h"
+#include "cloq/analysis/calibration.h"
 #include "test_support.h"
 
 namespace cloq::test {

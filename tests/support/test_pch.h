@@ -1,4 +1,4 @@
 #pragma once
 #include <torch/torch.h>
-#include <QtTest/QtTest>
 #include <Eigen/Dense>
+#include <QtTest/QtTest>

@@ -49,7 +49,7 @@ inline torch::Tensor anisotropic_acts(int64_t tokens, int64_t in, double cond, u
     auto x = torch::randn({tokens, in}, gen, torch::kFloat64);
     auto scales = torch::logspace(0, std::log10(cond), in, 10.0, torch::kFloat64);
     auto mix = torch::randn({in, in}, gen, torch::kFloat64) / std::sqrt(static_cast<double>(in));
-    return (x * scales) .mm(torch::eye(in, torch::kFloat64) + 0.3 * mix);
+    return (x * scales).mm(torch::eye(in, torch::kFloat64) + 0.3 * mix);
 }
 
 inline double rel_diff(double a, double b) { return std::abs(a - b) / std::max({std::abs(a), std::abs(b), 1e-300}); }

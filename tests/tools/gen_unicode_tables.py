@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Writes core/src/unicode_tables.cpp: the code point ranges of the Unicode general categories L (letters) and
+"""Writes core/src/tokenize/unicode_tables.cpp: the code point ranges of the Unicode general categories L (letters) and
 N (numbers) that the byte-level BPE pre-tokenizers' \\p{L} / \\p{N} classes need. Run from the repository root:
-    python3 tests/tools/gen_unicode_tables.py > core/src/unicode_tables.cpp
+    python3 tests/tools/gen_unicode_tables.py > core/src/tokenize/unicode_tables.cpp
 The table follows the Unicode version of the Python that runs it (recorded in the output)."""
 import sys
 import unicodedata

@@ -11,7 +11,7 @@
 #include <QtTest/QtTest>
 
 #include "background_job.h"
-#include "cloq/layer_solver.h"
+#include "cloq/lowrank/layer_solver.h"
 #include "layer_table_model.h"
 #include "layer_worker.h"
 #include "main_window.h"
@@ -69,9 +69,9 @@ private Q_SLOTS:
     void solvesARealSizeLayer() {
         const QString name = "model.layers.3.mlp.down_proj";
         QVERIFY(w_->selectLayer(name));
-        QTRY_VERIFY_WITH_TIMEOUT(!w_->layerWorker()->isBusy() && w_->hasFinalReport() && !w_->chartsPending() &&
-                                     w_->currentLayer() == name,
-                                 240000);
+        QTRY_VERIFY_WITH_TIMEOUT(
+            !w_->layerWorker()->isBusy() && w_->hasFinalReport() && !w_->chartsPending() && w_->currentLayer() == name,
+            240000);
         const auto& report = w_->currentReport();
         QCOMPARE(report.out, int64_t(576));
         QCOMPARE(report.in, int64_t(1536));

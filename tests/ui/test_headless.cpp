@@ -38,9 +38,7 @@ class TestHeadless : public QObject {
     }
 
 private Q_SLOTS:
-    void initTestCase() {
-        QVERIFY2(QFileInfo(studio_).isExecutable(), qPrintable(studio_ + " is not built"));
-    }
+    void initTestCase() { QVERIFY2(QFileInfo(studio_).isExecutable(), qPrintable(studio_ + " is not built")); }
 
     void noDisplayPrintsHowToRunHeadless() {
         QString out, err;

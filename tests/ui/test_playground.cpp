@@ -1,17 +1,17 @@
 // The teaching playground and the layer worker, with real widgets (offscreen): the numbers on screen are the
 // engine's (checked against an independent LayerSolver and an Eigen float64 reference of the discrepancy), a long
 // job can be cancelled, and the event loop stays responsive while one runs.
+#include <QComboBox>
 #include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QSlider>
 #include <QSpinBox>
-#include <QComboBox>
 #include <QtCharts/QLineSeries>
 #include <QtTest/QtTest>
 #include <algorithm>
 
-#include "cloq/hessian_factor.h"
-#include "cloq/layer_solver.h"
+#include "cloq/lowrank/hessian_factor.h"
+#include "cloq/lowrank/layer_solver.h"
 #include "discrepancy_chart.h"
 #include "event_latency_probe.h"
 #include "layer_worker.h"
@@ -63,10 +63,12 @@ private Q_SLOTS:
         const auto We = test::to_eigen(W), Qe = test::to_eigen(solver.quantized().Q), He = test::to_eigen(H);
         const test::MatrixXd D = Qe - We;
         const double ref = std::sqrt((D * He * D.transpose()).trace() / (We * He * We.transpose()).trace());
-        QVERIFY2(test::rel_diff(ref, r.zero.fro_rel) < 1e-9, qPrintable(QString("%1 vs %2").arg(ref).arg(r.zero.fro_rel)));
+        QVERIFY2(test::rel_diff(ref, r.zero.fro_rel) < 1e-9,
+                 qPrintable(QString("%1 vs %2").arg(ref).arg(r.zero.fro_rel)));
         // Theory on the same Q: CLoQ is the H_λ-optimal rank-r correction, so it beats no correction and plain SVD
         // there; on this strongly anisotropic layer it also beats LoftQ on the unregularized H.
-        QVERIFY(solver.hlambda_discrepancy(InitMethod::Cloq) <= solver.hlambda_discrepancy(InitMethod::Svd) * (1 + 1e-12));
+        QVERIFY(solver.hlambda_discrepancy(InitMethod::Cloq) <=
+                solver.hlambda_discrepancy(InitMethod::Svd) * (1 + 1e-12));
         QVERIFY(r.cloq.fro_rel < r.zero.fro_rel);
         QVERIFY(r.cloq.fro_rel < r.loftq.fro_rel);
         QVERIFY(pg.explanation().contains("smaller than LoftQ"));

@@ -8,9 +8,8 @@
 #include <QAbstractButton>
 #include <QAbstractScrollArea>
 #include <QCheckBox>
-#include <QDialogButtonBox>
-#include <QTabBar>
 #include <QComboBox>
+#include <QDialogButtonBox>
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
@@ -20,6 +19,7 @@
 #include <QSlider>
 #include <QSpinBox>
 #include <QStandardPaths>
+#include <QTabBar>
 #include <QTemporaryDir>
 #include <QTreeView>
 #include <QtCharts/QBarSet>
@@ -28,7 +28,8 @@
 #include <QtTest/QtTest>
 
 #include "background_job.h"
-#include "cloq/layer_solver.h"
+#include "cloq/lowrank/layer_solver.h"
+#include "cloq/settings/profile.h"
 #include "discrepancy_chart.h"
 #include "event_latency_probe.h"
 #include "export_dialog.h"
@@ -38,7 +39,6 @@
 #include "main_window.h"
 #include "model_session.h"
 #include "overview_view.h"
-#include "profile_io.h"
 #include "rank_sweep_chart.h"
 #include "settings_panel.h"
 #include "spectrum_chart.h"
@@ -66,7 +66,8 @@ bool wait_final(MainWindow& w, int ms = 60000) {
 }
 
 // An independent engine solve of `layer` under `s` from the session's W and H.
-std::unique_ptr<LayerSolver> reference_solver(const ModelSession& session, const QString& layer, const LayerSettings& s) {
+std::unique_ptr<LayerSolver> reference_solver(const ModelSession& session, const QString& layer,
+                                              const LayerSettings& s) {
     const LinearLayer* l = session.layer(layer.toStdString());
     auto solver = std::make_unique<LayerSolver>(session.weight(l->name()), session.hessian(*l), "reference");
     solver->update(s);
@@ -201,8 +202,10 @@ private Q_SLOTS:
         QVERIFY(!spts.isEmpty());
         QVERIFY(test::rel_diff(spts[1].y(), sv[1].item<double>() / sv[0].item<double>()) < 1e-12);
         // Bars of the discrepancy chart.
-        QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(3, InitMethod::Cloq), ref->metrics(InitMethod::Cloq).fro_rel) < 1e-12);
-        QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(3, InitMethod::Loftq), ref->metrics(InitMethod::Loftq).fro_rel) < 1e-12);
+        QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(3, InitMethod::Cloq),
+                               ref->metrics(InitMethod::Cloq).fro_rel) < 1e-12);
+        QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(3, InitMethod::Loftq),
+                               ref->metrics(InitMethod::Loftq).fro_rel) < 1e-12);
     }
 
     // Switching the split changes the factors, not their product: every discrepancy stays.
@@ -234,8 +237,10 @@ private Q_SLOTS:
             QSignalSpy shown(w_.get(), &MainWindow::layerReportShown);
             QElapsedTimer t;
             t.start();
-            if (k % 2 == 0) panel->rankSlider()->setValue(k % 4 == 0 ? 12 : 8);
-            else split->setCurrentIndex(split->findData(static_cast<int>(k % 4 == 1 ? Split::Sqrt : Split::Default)));
+            if (k % 2 == 0)
+                panel->rankSlider()->setValue(k % 4 == 0 ? 12 : 8);
+            else
+                split->setCurrentIndex(split->findData(static_cast<int>(k % 4 == 1 ? Split::Sqrt : Split::Default)));
             QVERIFY(shown.wait(10000));
             ms.push_back(t.nsecsElapsed() / 1e6);
             QCOMPARE(w_->currentReport().quantize_ms, 0.0);  // the solver's cached Q, not a new quantization

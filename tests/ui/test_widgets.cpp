@@ -4,8 +4,8 @@
 #include <QAbstractButton>
 #include <QApplication>
 #include <QComboBox>
-#include <QIcon>
 #include <QElapsedTimer>
+#include <QIcon>
 #include <QSignalSpy>
 #include <QSlider>
 #include <QSortFilterProxyModel>
@@ -18,11 +18,11 @@
 #include "about_dialog.h"
 #include "background_job.h"
 #include "chart_panel.h"
-#include "cloq/error.h"
+#include "cloq/base/error.h"
+#include "cloq/settings/profile.h"
 #include "discrepancy_chart.h"
 #include "layer_analysis.h"
 #include "layer_table_model.h"
-#include "profile_io.h"
 #include "settings_panel.h"
 #include "studio_options.h"
 #include "test_support.h"
@@ -136,10 +136,12 @@ private Q_SLOTS:
         QCOMPARE(m.data(m.index(0, 0)).toString(), QString("block 0"));
         QCOMPARE(m.layerName(m.index(1, 0, m.index(0, 0))), QString("model.layers.0.mlp.down_proj"));
         // Colour scale shared by the three discrepancy columns: the largest value is the hottest.
-        const QColor hot = m.data(m.indexOfLayer("model.layers.0.mlp.down_proj", LayerTableModel::Zero),
-                                  Qt::BackgroundRole).value<QColor>();
-        const QColor cold = m.data(m.indexOfLayer("model.layers.1.self_attn.q_proj", LayerTableModel::Cloq),
-                                   Qt::BackgroundRole).value<QColor>();
+        const QColor hot =
+            m.data(m.indexOfLayer("model.layers.0.mlp.down_proj", LayerTableModel::Zero), Qt::BackgroundRole)
+                .value<QColor>();
+        const QColor cold =
+            m.data(m.indexOfLayer("model.layers.1.self_attn.q_proj", LayerTableModel::Cloq), Qt::BackgroundRole)
+                .value<QColor>();
         QVERIFY(hot.red() > hot.green());
         QVERIFY(cold.green() > cold.red());
         // Flat list sorted by CLoQ (numbers, not text): worst first.
@@ -182,7 +184,8 @@ private Q_SLOTS:
                 for (int i = r * 3; i < std::min(10, r * 3 + 3); ++i, ++nr) {
                     double s = 0;
                     int k = 0;
-                    for (int j = c * 64; j < std::min(172, c * 64 + 64); ++j, ++k) s += std::pow(Wd(i, j) - Qd(i, j), 2);
+                    for (int j = c * 64; j < std::min(172, c * 64 + 64); ++j, ++k)
+                        s += std::pow(Wd(i, j) - Qd(i, j), 2);
                     rows_mean += s / k;
                 }
                 QVERIFY(test::rel_diff(g.at(r, c), std::sqrt(rows_mean / nr)) < 1e-5);
@@ -226,9 +229,10 @@ private Q_SLOTS:
         QVERIFY(SettingsPanel::splitExplanation(Split::UVs).contains("Table 6"));
         // every control explains itself
         for (QWidget* w : p.findChildren<QWidget*>())
-            if (qobject_cast<QAbstractButton*>(w) || qobject_cast<QComboBox*>(w) || qobject_cast<QAbstractSpinBox*>(w) ||
-                qobject_cast<QSlider*>(w))
-                QVERIFY2(!w->toolTip().isEmpty(), qPrintable(w->metaObject()->className() + QString(" ") + w->objectName()));
+            if (qobject_cast<QAbstractButton*>(w) || qobject_cast<QComboBox*>(w) ||
+                qobject_cast<QAbstractSpinBox*>(w) || qobject_cast<QSlider*>(w))
+                QVERIFY2(!w->toolTip().isEmpty(),
+                         qPrintable(w->metaObject()->className() + QString(" ") + w->objectName()));
     }
 
     void themesKeepMethodsDistinct() {

@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <quazip/quazip.h>
+#include <quazip/quazipfile.h>
+#include <quazip/quazipfileinfo.h>
+#include <quazip/quazipnewinfo.h>
 #include <QDateTime>
 #include <QFile>
 #include <QFileInfo>
@@ -12,13 +16,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <quazip/quazip.h>
-#include <quazip/quazipfile.h>
-#include <quazip/quazipfileinfo.h>
-#include <quazip/quazipnewinfo.h>
 
-#include "cloq/atomic_file.h"
-#include "cloq/error.h"
+#include "cloq/base/atomic_file.h"
+#include "cloq/base/error.h"
 
 namespace fs = std::filesystem;
 
@@ -73,7 +73,8 @@ void write_zip_bundle(const std::string& zip_path, const std::string& folder, co
     QuaZip zip(q(tmp.path));
     zip.setZip64Enabled(true);
     zip.setUtf8Enabled(true);
-    if (!zip.open(QuaZip::mdCreate)) throw Error("cannot write " + zip_path + ": QuaZip error " + std::to_string(zip.getZipError()));
+    if (!zip.open(QuaZip::mdCreate))
+        throw Error("cannot write " + zip_path + ": QuaZip error " + std::to_string(zip.getZipError()));
     uint64_t done = 0;
     std::vector<char> buf(kChunk);
     for (const auto& f : files) {
@@ -93,18 +94,17 @@ void write_zip_bundle(const std::string& zip_path, const std::string& folder, co
             in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
             const auto n = in.gcount();
             if (n <= 0) break;
-            if (out.write(buf.data(), n) != n)
-                throw Error("cannot write " + zip_path + ": " + name + " (disk full?)");
+            if (out.write(buf.data(), n) != n) throw Error("cannot write " + zip_path + ": " + name + " (disk full?)");
             done += static_cast<uint64_t>(n);
             progress.cancel.throw_if_cancelled();
         }
         out.close();
         if (out.getZipError() != 0)
-            throw Error("cannot write " + zip_path + ": " + name + " (QuaZip error " + std::to_string(out.getZipError()) + ")");
+            throw Error("cannot write " + zip_path + ": " + name + " (QuaZip error " +
+                        std::to_string(out.getZipError()) + ")");
     }
     zip.close();
-    if (zip.getZipError() != 0)
-        throw Error("cannot write " + zip_path + ": finishing the archive failed (disk full?)");
+    if (zip.getZipError() != 0) throw Error("cannot write " + zip_path + ": finishing the archive failed (disk full?)");
     fsync_path(tmp.path);
     if (::rename(tmp.path.c_str(), zip_path.c_str()) != 0)
         throw Error("cannot write " + zip_path + ": " + std::strerror(errno));
@@ -139,7 +139,11 @@ std::vector<std::string> extract_zip_bundle(const std::string& zip_path, const s
     QuaZip zip(q(zip_path));
     if (!zip.open(QuaZip::mdUnzip)) throw Error(zip_path + ": not a readable zip archive");
     // Pass 1: validate every entry before writing anything.
-    struct Entry { std::string path; bool dir; uint64_t size; };
+    struct Entry {
+        std::string path;
+        bool dir;
+        uint64_t size;
+    };
     std::vector<Entry> entries;
     uint64_t declared = 0;
     for (bool more = zip.goToFirstFile(); more; more = zip.goToNextFile()) {

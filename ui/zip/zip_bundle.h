@@ -1,9 +1,10 @@
-// Zip bundles of an export (DESIGN.md, Files: adapter + base + profile + report + charts), written and read with
-// QuaZip. The interface is Qt-free so the CLI can call it; the implementation is the only export code that needs Qt.
+// Zip bundles of an export (docs/design.md, File formats: adapter + base + profile + report + charts), written and read
+// with QuaZip. The interface is Qt-free so the CLI can call it; the implementation is the only export code that needs
+// Qt.
 //
 // Writing: every regular file under a folder, stored as "<root>/<relative path>" (deflate, zip64 for big files),
 // into a temporary sibling that is renamed over `zip_path` only when complete.
-// Reading back (DESIGN.md, Bad input) rejects, before extracting anything: absolute paths (also "C:/..."), ".."
+// Reading back (docs/design.md, Bad input) rejects, before extracting anything: absolute paths (also "C:/..."), ".."
 // segments (after turning backslashes into slashes), symlink entries, encrypted entries, more entries or more
 // declared bytes than the limits; while extracting it also counts the real bytes (declared sizes can lie). The
 // extracted tree appears atomically at `dest_dir` (all or nothing).
@@ -12,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "cloq/progress.h"
+#include "cloq/base/progress.h"
 
 namespace cloq::zip {
 

@@ -1,0 +1,91 @@
+// The state of one CLoQ Studio session, without widgets: the opened model and its calibration, the model-wide
+// default settings with the per-layer overrides and skipped modules (shown as the explorer's LayerTableModel),
+// settings profiles, recent models, and the whole-model background jobs (open + calibrate, analysis, perplexity),
+// all started through one helper. The main window builds and presents; what it draws derives from this object and
+// its signals, and tests drive it directly.
+#pragma once
+#include <QHash>
+#include <QObject>
+#include <QPointer>
+#include <QStringList>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "cloq/settings/profile.h"
+#include "cloq/settings/settings.h"
+#include "layer_report.h"
+
+namespace cloq::ui {
+
+class BackgroundJob;
+class LayerTableModel;
+class ModelSession;
+struct LayerMetricsRecord;
+
+class SessionController : public QObject {
+    Q_OBJECT
+public:
+    explicit SessionController(QObject* parent = nullptr);
+    ~SessionController() override;
+
+    // --- the model
+    void openModel(const QString& dir, const CalibSettings& calib);  // background; sessionOpened / openFailed
+    const ModelSession* session() const { return session_.get(); }
+    std::shared_ptr<const ModelSession> sessionPtr() const { return session_; }
+    LayerTableModel* layers() const { return layers_; }  // one row per linear layer: settings and metrics
+    QStringList recentModels() const;
+
+    // --- settings: the model defaults plus each layer's override, with the rank clamped to min(out, in)
+    LayerSettings effectiveSettings(const QString& layer) const;
+    bool hasOverride(const QString& layer) const { return overrides_.contains(layer); }
+    LayerSettings defaults() const { return defaults_; }
+    void setOverride(const QString& layer, const LayerSettings& s);
+    int applyToKind(const QString& layer);  // the layer's settings to every layer of its kind; returns how many
+    void applyToModel(const QString& layer);
+    void resetLayer(const QString& layer);
+    void loadProfile(const QString& path);  // throws cloq::Error naming the file, before anything changes
+    void saveProfile(const QString& path);
+    SettingsProfile currentProfile() const;   // defaults + per-layer overrides, as core's profile
+    ResolvedProfile resolvedProfile() const;  // the same per module: what analysis, perplexity and export run under
+
+    // --- whole-model jobs
+    void analyzeAll();
+    void computePerplexity();
+    void cancelJobs();
+    BackgroundJob* currentJob() const;  // the running whole-model job, if any
+    const std::optional<PerplexitySummary>& perplexity() const { return perplexity_; }
+    // The one way a job starts: tracked by jobStarted (the status bar's indicator), its outcome reported by
+    // jobEnded, deleted when finished. The caller connects its own handlers, then calls job->start(work).
+    BackgroundJob* newJob(const QString& title);
+
+Q_SIGNALS:
+    void sessionOpened();  // the new model's rows are in layers()
+    void openFailed(const QString& message);
+    void statusMessage(const QString& text, int ms);
+    void settingsChanged();  // defaults, overrides or a profile changed (the rows are updated already)
+    void metricsChanged();   // a layer's metrics arrived in layers()
+    void analysisState(const QString& text, bool busy);
+    void analysisFinished(bool complete);
+    void perplexityState(const QString& text, bool busy);
+    void perplexityReady(const cloq::ui::PerplexitySummary& r);
+    void perplexityFinished(bool ok);
+    void jobStarted(cloq::ui::BackgroundJob* job);
+    void jobEnded(const QString& title, const QString& outcome);  // "ok", "cancelled" or the error message
+
+private:
+    void onSessionOpened(std::shared_ptr<const ModelSession> session);
+    void addRecent(const QString& dir);
+    LayerSettings clampForLayer(LayerSettings s, const QString& layer) const;
+
+    LayerTableModel* layers_ = nullptr;
+    std::shared_ptr<const ModelSession> session_;
+    LayerSettings defaults_;
+    QHash<QString, LayerSettings> overrides_;
+    std::set<std::string> skipped_;  // modules a loaded profile leaves unquantized (kept when saving)
+    std::optional<PerplexitySummary> perplexity_;
+    QPointer<BackgroundJob> openJob_, analysisJob_, perplexityJob_;
+};
+
+}  // namespace cloq::ui
