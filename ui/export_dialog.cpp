@@ -22,6 +22,7 @@
 #include "cloq/base/error.h"
 #include "main_window.h"
 #include "model_session.h"
+#include "session_controller.h"
 
 namespace cloq::ui {
 
@@ -160,7 +161,7 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
             QFileDialog::getSaveFileName(this, "Save settings profile", "profile.json", "Profiles (*.json)");
         if (f.isEmpty()) return;
         try {
-            window_->saveProfile(f);
+            window_->controller()->saveProfile(f);
             status_->setText("Saved " + f);
         } catch (const std::exception& e) {
             QMessageBox::warning(this, "Save settings profile", QString::fromStdString(cloq::error_message(e)));
@@ -237,7 +238,7 @@ void ExportDialog::startExport() {
         }
     }
     auto session = window_->sessionPtr();
-    const SettingsProfile profile = window_->currentProfile();
+    const SettingsProfile profile = window_->controller()->currentProfile();
     auto* job = new BackgroundJob("Export", this);
     job_ = job;
     connect(job, &BackgroundJob::progressed, this, [this](double f, const QString& step) {

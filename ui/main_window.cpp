@@ -111,11 +111,6 @@ const ModelSession* MainWindow::session() const { return controller_->session();
 std::shared_ptr<const ModelSession> MainWindow::sessionPtr() const { return controller_->sessionPtr(); }
 const std::optional<PerplexitySummary>& MainWindow::perplexity() const { return controller_->perplexity(); }
 LayerTableModel* MainWindow::layerModel() const { return layers_; }
-bool MainWindow::hasOverride(const QString& layer) const { return controller_->hasOverride(layer); }
-LayerSettings MainWindow::defaults() const { return controller_->defaults(); }
-LayerSettings MainWindow::effectiveSettings(const QString& layer) const {
-    return controller_->effectiveSettings(layer);
-}
 QStringList MainWindow::recentModels() const { return controller_->recentModels(); }
 
 // The controller's state reaches the views here; everything the window shows of the session derives from it.
@@ -138,8 +133,8 @@ void MainWindow::connectController() {
     connect(controller_, &SessionController::settingsChanged, this, [this] {
         if (currentLayer_.isEmpty()) return;
         if (const LayerRow* row = layers_->layer(currentLayer_))
-            settings_->setLayer(currentLayer_, row->kind, row->out, row->in, effectiveSettings(currentLayer_),
-                                hasOverride(currentLayer_));
+            settings_->setLayer(currentLayer_, row->kind, row->out, row->in,
+                                controller_->effectiveSettings(currentLayer_), controller_->hasOverride(currentLayer_));
     });
     connect(controller_, &SessionController::metricsChanged, this, [this] {
         overviewDirty_ = true;
@@ -399,7 +394,8 @@ bool MainWindow::selectLayer(const QString& name) {
         tree_->setCurrentIndex(idx);
         tree_->scrollTo(idx);
     }
-    settings_->setLayer(name, row->kind, row->out, row->in, effectiveSettings(name), hasOverride(name));
+    settings_->setLayer(name, row->kind, row->out, row->in, controller_->effectiveSettings(name),
+                        controller_->hasOverride(name));
     requestCurrentLayer();
     return true;
 }
@@ -408,7 +404,7 @@ void MainWindow::requestCurrentLayer() {
     if (!session() || currentLayer_.isEmpty()) return;
     const std::string name = currentLayer_.toStdString();
     try {
-        currentGeneration_ = worker_->request(session()->source(name), effectiveSettings(currentLayer_));
+        currentGeneration_ = worker_->request(session()->source(name), controller_->effectiveSettings(currentLayer_));
         layerState_->setText(QString("<b>%1</b> — computing…").arg(currentLayer_));
     } catch (const std::exception& e) {
         layerState_->setText(QString("<span style='color:#e0503c'>%1</span>")
@@ -495,10 +491,6 @@ void MainWindow::loadProfile(const QString& path) {
     controller_->loadProfile(path);
     if (!currentLayer_.isEmpty()) selectLayer(currentLayer_);
 }
-
-ResolvedProfile MainWindow::resolvedProfile() const { return controller_->resolvedProfile(); }
-SettingsProfile MainWindow::currentProfile() const { return controller_->currentProfile(); }
-void MainWindow::saveProfile(const QString& path) { controller_->saveProfile(path); }
 
 // ------------------------------------------------------------------------------------------------ jobs
 

@@ -69,17 +69,11 @@ public:
 
     SessionController* controller() const { return controller_; }
 
-    // --- settings (per layer: the model defaults plus this layer's override; the controller's)
-    LayerSettings effectiveSettings(const QString& layer) const;
-    bool hasOverride(const QString& layer) const;
-    LayerSettings defaults() const;
+    // --- settings of the selected layer (the state is the controller's: effectiveSettings, profiles, ...)
     void applyToKind();
     void applyToModel();
     void resetLayer();
     void loadProfile(const QString& path);  // throws cloq::Error naming the file
-    void saveProfile(const QString& path);
-    SettingsProfile currentProfile() const;   // defaults + per-layer overrides, as core's profile
-    ResolvedProfile resolvedProfile() const;  // the same per module: what analysis, perplexity and export run under
 
     // --- background work
     void analyzeAll();

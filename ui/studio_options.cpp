@@ -115,10 +115,11 @@ namespace {
 bool is_shared_dir(const QString& dir) { return QDir(dir).exists("models") || QDir(dir).exists("data"); }
 }  // namespace
 
-QString find_shared_dir() {
-    if (const char* env = std::getenv("CLOQ_SHARED_DIR"); env && *env) {
-        if (is_shared_dir(env)) return QDir(env).absolutePath();
-    }
+QString find_shared_dir() { return find_shared_dir(qgetenv("CLOQ_SHARED_DIR")); }
+
+QString find_shared_dir(const QByteArray& env) {
+    if (!env.isEmpty() && is_shared_dir(QString::fromLocal8Bit(env)))
+        return QDir(QString::fromLocal8Bit(env)).absolutePath();
     // Build tree (repo/build/app/cloq-studio -> repo/../shared) and install prefix (prefix/bin -> prefix/share/...).
     QDir dir(QCoreApplication::applicationDirPath());
     for (int up = 0; up < 6; ++up) {

@@ -38,6 +38,9 @@ QString headless_instructions();
 // The shared folder with demo models and texts: $CLOQ_SHARED_DIR, else a `shared` folder next to or above the
 // executable (build tree, install prefix), else the one next to the source tree. Empty when none is found.
 QString find_shared_dir();
+// The same with CLOQ_SHARED_DIR's value given (empty: not set), for tests: the environment must not change while
+// QtTest's watchdog thread reads it.
+QString find_shared_dir(const QByteArray& env);
 // The demo: the smallest model folder in <shared>/models and its calibration text. Empty strings when absent.
 struct DemoLocation {
     QString model_dir;

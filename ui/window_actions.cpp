@@ -17,6 +17,7 @@
 #include "about_dialog.h"
 #include "cloq/base/error.h"
 #include "main_window.h"
+#include "session_controller.h"
 #include "settings_panel.h"
 #include "studio_options.h"
 #include "theme.h"
@@ -68,7 +69,7 @@ WindowActions::WindowActions(MainWindow* w) : QObject(w) {
         const QString f = QFileDialog::getSaveFileName(w, "Save settings profile", "profile.json", "Profiles (*.json)");
         if (f.isEmpty()) return;
         try {
-            w->saveProfile(f);
+            w->controller()->saveProfile(f);
         } catch (const std::exception& e) {
             QMessageBox::warning(w, "Save settings profile", QString::fromStdString(cloq::error_message(e)));
         }

@@ -16,6 +16,7 @@
 #include "layer_worker.h"
 #include "main_window.h"
 #include "model_session.h"
+#include "session_controller.h"
 #include "studio_options.h"
 #include "test_support.h"
 #include "theme.h"
@@ -28,11 +29,17 @@ class TestGgufModel : public QObject {
     QTemporaryDir home_;
     std::unique_ptr<MainWindow> w_;
 
+public:
+    // The environment is set here, before QtTest starts its watchdog thread: setenv while another thread reads
+    // the environment (the watchdog does, at every test function) is a data race that crashed a suite once.
+    TestGgufModel() {
+        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
+        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");
+    }
+
 private Q_SLOTS:
     void initTestCase() {
         QStandardPaths::setTestModeEnabled(true);
-        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
-        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");
         apply_theme(*qApp, Theme::Light);
         if (!QFileInfo::exists(QString::fromStdString(test::smollm2_path())))
             QFAIL(qPrintable(QString::fromStdString("SmolLM2 GGUF not found at " + test::smollm2_path() +
@@ -75,7 +82,7 @@ private Q_SLOTS:
         const auto& report = w_->currentReport();
         QCOMPARE(report.out, int64_t(576));
         QCOMPARE(report.in, int64_t(1536));
-        LayerSettings s = w_->effectiveSettings(name);
+        LayerSettings s = w_->controller()->effectiveSettings(name);
         const LinearLayer* l = w_->session()->layer(name.toStdString());
         QVERIFY(l);
         LayerSolver ref(w_->session()->weight(l->name()), w_->session()->hessian(*l), "reference");

@@ -59,11 +59,17 @@ class TestProfileParity : public QObject {
     std::string profile_path_;
     std::vector<std::string> calib_args_;
 
+public:
+    // The environment is set here, before QtTest starts its watchdog thread: setenv while another thread reads
+    // the environment (the watchdog does, at every test function) is a data race that crashed a suite once.
+    TestProfileParity() {
+        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
+        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");  // empty: the GUI calibrates and caches
+    }
+
 private Q_SLOTS:
     void initTestCase() {
         QStandardPaths::setTestModeEnabled(true);
-        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
-        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");  // empty: the GUI calibrates and caches
         apply_theme(*qApp, Theme::Light);
         QVERIFY(!find_demo().model_dir.isEmpty());
         w_ = std::make_unique<MainWindow>();

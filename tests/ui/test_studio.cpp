@@ -40,6 +40,7 @@
 #include "model_session.h"
 #include "overview_view.h"
 #include "rank_sweep_chart.h"
+#include "session_controller.h"
 #include "settings_panel.h"
 #include "spectrum_chart.h"
 #include "studio_options.h"
@@ -104,11 +105,17 @@ class TestStudio : public QObject {
     QTemporaryDir home_;
     std::unique_ptr<MainWindow> w_;
 
+public:
+    // The environment is set here, before QtTest starts its watchdog thread: setenv while another thread reads
+    // the environment (the watchdog does, at every test function) is a data race that crashed a suite once.
+    TestStudio() {
+        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
+        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");
+    }
+
 private Q_SLOTS:
     void initTestCase() {
         QStandardPaths::setTestModeEnabled(true);  // recent files and caches go to a test location
-        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
-        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");
         apply_theme(*qApp, Theme::Light);
         QVERIFY(!find_demo().model_dir.isEmpty());
         w_ = std::make_unique<MainWindow>();
@@ -148,7 +155,7 @@ private Q_SLOTS:
         QVERIFY(wait_final(*w_));
         const LayerReport& r = w_->currentReport();
         QCOMPARE(QString::fromStdString(r.name), kLayer);
-        auto ref = reference_solver(*w_->session(), kLayer, w_->effectiveSettings(kLayer));
+        auto ref = reference_solver(*w_->session(), kLayer, w_->controller()->effectiveSettings(kLayer));
         for (InitMethod m : DiscrepancyChart::methods()) {
             const Discrepancy d = ref->metrics(m);
             QVERIFY(test::rel_diff(w_->discrepancyChart()->barValue(1, m), d.fro) < 1e-12);
@@ -181,7 +188,7 @@ private Q_SLOTS:
         QCOMPARE(w_->currentReport().settings.rank, rank);
         QCOMPARE(panel->rankSpin()->value(), rank);
 
-        LayerSettings s = w_->effectiveSettings(kLayer);
+        LayerSettings s = w_->controller()->effectiveSettings(kLayer);
         QCOMPARE(s.rank, rank);
         auto ref = reference_solver(*w_->session(), kLayer, s);
         const double norm = ref->output_fro();
@@ -264,7 +271,7 @@ private Q_SLOTS:
         QCOMPARE(w_->currentReport().settings.quant.bits, 3);
         QVERIFY(w_->currentReport().quantize_ms > 0);  // a new bit width re-quantizes; a rank or split change does not
         QVERIFY(w_->currentReport().zero.fro_rel < zero2);
-        auto ref = reference_solver(*w_->session(), kLayer, w_->effectiveSettings(kLayer));
+        auto ref = reference_solver(*w_->session(), kLayer, w_->controller()->effectiveSettings(kLayer));
         QVERIFY(test::rel_diff(w_->currentReport().cloq.fro_rel, ref->metrics(InitMethod::Cloq).fro_rel) < 1e-12);
         const auto& grid = w_->weightsView()->heatMap()->grid();
         QCOMPARE(grid.cols, 1);  // in = 64, group 64: one group per row
@@ -358,10 +365,10 @@ private Q_SLOTS:
         p.overrides.push_back(down);
         save_profile(path.toStdString(), p);
         w_->loadProfile(path);
-        QCOMPARE(w_->effectiveSettings(kLayer).quant.bits, 4);
-        QCOMPARE(w_->effectiveSettings(kLayer).rank, 4);
-        QCOMPARE(w_->effectiveSettings("model.layers.2.mlp.down_proj").quant.bits, 3);
-        QVERIFY(w_->hasOverride("model.layers.2.mlp.down_proj"));
+        QCOMPARE(w_->controller()->effectiveSettings(kLayer).quant.bits, 4);
+        QCOMPARE(w_->controller()->effectiveSettings(kLayer).rank, 4);
+        QCOMPARE(w_->controller()->effectiveSettings("model.layers.2.mlp.down_proj").quant.bits, 3);
+        QVERIFY(w_->controller()->hasOverride("model.layers.2.mlp.down_proj"));
         QCOMPARE(w_->layerModel()->layer("model.layers.2.mlp.down_proj")->settings.rank, 6);
         QCOMPARE(w_->settingsPanel()->bitsBox()->currentData().toInt(), 4);
         QVERIFY(wait_final(*w_));
@@ -377,7 +384,7 @@ private Q_SLOTS:
         } catch (const Error& e) {
             QVERIFY2(QString(e.what()).contains("bad.json"), e.what());
         }
-        QCOMPARE(w_->effectiveSettings(kLayer).quant.bits, 4);  // unchanged
+        QCOMPARE(w_->controller()->effectiveSettings(kLayer).quant.bits, 4);  // unchanged
     }
 
     // Perplexity panel: the float model reproduces SOURCE.md's 4.0791 on TinyStories (32 × 256).

@@ -49,6 +49,10 @@ LayerRow row(const QString& name, int block, const QString& kind, double zero, d
 
 class TestWidgets : public QObject {
     Q_OBJECT
+public:
+    // Before QtTest's watchdog thread starts: it reads the environment concurrently with the test functions.
+    TestWidgets() { qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR)); }
+
 private Q_SLOTS:
     void initTestCase() { apply_theme(*qApp, Theme::Light); }
 
@@ -72,13 +76,10 @@ private Q_SLOTS:
     }
 
     void findsTheDemo() {
-        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
-        const DemoLocation d = find_demo();
+        const DemoLocation d = find_demo();  // CLOQ_SHARED_DIR set by the constructor
         QVERIFY(d.model_dir.endsWith("stories260K"));
         QVERIFY(d.text_path.endsWith("tinystories-valid.txt"));
-        qputenv("CLOQ_SHARED_DIR", "/nonexistent");
-        QVERIFY(!find_shared_dir().isEmpty());  // falls back to the folder next to the build/source tree
-        qunsetenv("CLOQ_SHARED_DIR");
+        QVERIFY(!find_shared_dir("/nonexistent").isEmpty());  // falls back to the folder next to the build/source tree
     }
 
     void backgroundJobSucceedsAndCoalescesProgress() {

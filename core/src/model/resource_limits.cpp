@@ -164,8 +164,10 @@ std::string format_bytes(uint64_t bytes) {
     return buf;
 }
 
-MemoryBudget memory_budget() {
-    if (const char* env = std::getenv("CLOQ_MEMORY_LIMIT"); env && *env) return {parse_size(env), "CLOQ_MEMORY_LIMIT"};
+MemoryBudget memory_budget() { return memory_budget(std::getenv("CLOQ_MEMORY_LIMIT")); }
+
+MemoryBudget memory_budget(const char* limit) {
+    if (limit && *limit) return {parse_size(limit), "CLOQ_MEMORY_LIMIT"};
     MemoryBudget b;
     b.available_bytes = meminfo_value("MemAvailable");
     b.source = "MemAvailable in /proc/meminfo";
@@ -214,21 +216,21 @@ void require_memory(uint64_t needed_bytes, const std::string& what, const std::s
                 (hint.empty() ? "" : "; " + hint));
 }
 
-void check_calibration_memory(const ModelConfig& c, const CalibSettings& s) {
+void check_calibration_memory(const ModelConfig& c, const CalibSettings& s, const MemoryBudget& budget) {
     require_memory(estimate_calibration_bytes(c, s),
                    "calibration with " + std::to_string(s.nsamples) + " x " + std::to_string(s.seqlen) + " tokens",
-                   "lower --nsamples or --seqlen");
+                   "lower --nsamples or --seqlen", budget);
 }
 
-void check_analysis_memory(const ModelConfig& c, const LayerSettings& s) {
+void check_analysis_memory(const ModelConfig& c, const LayerSettings& s, const MemoryBudget& budget) {
     require_memory(estimate_analysis_bytes(c, s), "solving this model's largest layer",
-                   "a smaller model or a machine with more memory is needed");
+                   "a smaller model or a machine with more memory is needed", budget);
 }
 
-void check_layer_memory(int64_t out_features, int64_t in_features, const LayerSettings& s) {
+void check_layer_memory(int64_t out_features, int64_t in_features, const LayerSettings& s, const MemoryBudget& budget) {
     require_memory(estimate_layer_solve_bytes(out_features, in_features, s),
                    "solving a " + std::to_string(out_features) + " x " + std::to_string(in_features) + " layer",
-                   "use a machine with more memory");
+                   "use a machine with more memory", budget);
 }
 
 }  // namespace cloq

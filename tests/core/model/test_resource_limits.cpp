@@ -58,24 +58,6 @@ double calibration_reference(const cloq::ModelConfig& c, double nsamples, double
     return 4 * f32 + 8 * f64;
 }
 
-struct EnvGuard {
-    explicit EnvGuard(const char* value) {
-        if (const char* old = std::getenv("CLOQ_MEMORY_LIMIT")) saved = old, had = true;
-        if (value)
-            setenv("CLOQ_MEMORY_LIMIT", value, 1);
-        else
-            unsetenv("CLOQ_MEMORY_LIMIT");
-    }
-    ~EnvGuard() {
-        if (had)
-            setenv("CLOQ_MEMORY_LIMIT", saved.c_str(), 1);
-        else
-            unsetenv("CLOQ_MEMORY_LIMIT");
-    }
-    std::string saved;
-    bool had = false;
-};
-
 uint64_t meminfo_kb(const std::string& key) {
     std::ifstream in("/proc/meminfo");
     std::string k;
@@ -92,24 +74,18 @@ class TestResourceLimits : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void budget_from_environment() {
+        // CLOQ_MEMORY_LIMIT's values, passed as memory_budget() would read them (the test does not change the
+        // environment: QtTest's watchdog thread reads it concurrently).
         {
-            EnvGuard env("1536M");
-            const auto b = cloq::memory_budget();
+            const auto b = cloq::memory_budget("1536M");
             QCOMPARE(b.available_bytes, uint64_t{1536} << 20);
             QCOMPARE(QString::fromStdString(b.source), QString("CLOQ_MEMORY_LIMIT"));
         }
-        {
-            EnvGuard env("8G");
-            QCOMPARE(cloq::memory_budget().available_bytes, uint64_t{8} << 30);
-        }
-        {
-            EnvGuard env("123456");
-            QCOMPARE(cloq::memory_budget().available_bytes, uint64_t{123456});
-        }
+        QCOMPARE(cloq::memory_budget("8G").available_bytes, uint64_t{8} << 30);
+        QCOMPARE(cloq::memory_budget("123456").available_bytes, uint64_t{123456});
         for (const char* bad : {"lots", "-5G", "0", "12Q", "1e400"}) {
-            EnvGuard env(bad);
             try {
-                (void)cloq::memory_budget();
+                (void)cloq::memory_budget(bad);
                 QFAIL(qPrintable(QString("CLOQ_MEMORY_LIMIT=%1 was accepted").arg(bad)));
             } catch (const cloq::Error& e) {
                 QVERIFY2(std::string(e.what()).find("CLOQ_MEMORY_LIMIT='" + std::string(bad) + "'") == 0, e.what());
@@ -118,8 +94,7 @@ private Q_SLOTS:
     }
 
     void budget_from_meminfo() {
-        EnvGuard env(nullptr);
-        const auto b = cloq::memory_budget();
+        const auto b = cloq::memory_budget(nullptr);  // CLOQ_MEMORY_LIMIT not set
         const uint64_t avail = meminfo_kb("MemAvailable") * 1024, total = meminfo_kb("MemTotal") * 1024;
         QVERIFY(avail > 0 && total > 0);
         QVERIFY2(b.available_bytes <= total, b.source.c_str());
@@ -176,11 +151,10 @@ private Q_SLOTS:
     }
 
     void refuses_with_a_message_naming_the_settings() {
-        EnvGuard env("1G");
         cloq::CalibSettings s;
         s.nsamples = 1000000, s.seqlen = 2048;
         try {
-            cloq::check_calibration_memory(llama2_7b(), s);
+            cloq::check_calibration_memory(llama2_7b(), s, cloq::memory_budget("1G"));
             QFAIL("a 2-trillion-token calibration was accepted with 1 GiB");
         } catch (const cloq::Error& e) {
             const std::string m = e.what();
@@ -190,13 +164,14 @@ private Q_SLOTS:
                      e.what());
         }
         // The demo settings fit comfortably in 1 GiB.
+        const auto one_gib = cloq::memory_budget("1G");
         cloq::CalibSettings demo;
         demo.nsamples = 32, demo.seqlen = 256;
-        cloq::check_calibration_memory(stories260k(), demo);
+        cloq::check_calibration_memory(stories260k(), demo, one_gib);
         QVERIFY(cloq::estimate_calibration_bytes(stories260k(), demo) < (16u << 20));
-        cloq::check_analysis_memory(stories260k(), cloq::LayerSettings{});
-        QVERIFY_THROWS_EXCEPTION(cloq::Error, cloq::check_analysis_memory(llama2_7b(), cloq::LayerSettings{}));
-        QVERIFY_THROWS_EXCEPTION(cloq::Error, cloq::check_layer_memory(100000, 100000, cloq::LayerSettings{}));
+        cloq::check_analysis_memory(stories260k(), cloq::LayerSettings{}, one_gib);
+        QVERIFY_THROWS_EXCEPTION(cloq::Error, cloq::check_analysis_memory(llama2_7b(), cloq::LayerSettings{}, one_gib));
+        QVERIFY_THROWS_EXCEPTION(cloq::Error, cloq::check_layer_memory(100000, 100000, cloq::LayerSettings{}, one_gib));
     }
 
     void formats_sizes_for_people() {

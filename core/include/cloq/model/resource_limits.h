@@ -24,6 +24,9 @@ struct MemoryBudget {
 // CLOQ_MEMORY_LIMIT (bytes, or with a K/M/G/T suffix) overrides it: to keep a shared machine's headroom, and
 // for tests that need a small machine. Throws cloq::Error when nothing can be read or the variable is malformed.
 MemoryBudget memory_budget();
+// The same with CLOQ_MEMORY_LIMIT's value given (null or empty: not set). Tests call this one: changing the
+// environment while another thread reads it (QtTest's watchdog does) is a data race.
+MemoryBudget memory_budget(const char* limit);
 
 // Peak bytes of one calibration pass (forward of the full-precision model block by block, H = XᵀX per input
 // group): one decoder block's float32 weights + embeddings/head, hidden states in and out for all
@@ -45,9 +48,11 @@ void require_memory(uint64_t needed_bytes, const std::string& what, const std::s
                     const MemoryBudget& budget = memory_budget());
 
 // Convenience wrappers with hints that name the settings to lower.
-void check_calibration_memory(const ModelConfig& c, const CalibSettings& s);
-void check_analysis_memory(const ModelConfig& c, const LayerSettings& s);
-void check_layer_memory(int64_t out_features, int64_t in_features, const LayerSettings& s);
+void check_calibration_memory(const ModelConfig& c, const CalibSettings& s,
+                              const MemoryBudget& budget = memory_budget());
+void check_analysis_memory(const ModelConfig& c, const LayerSettings& s, const MemoryBudget& budget = memory_budget());
+void check_layer_memory(int64_t out_features, int64_t in_features, const LayerSettings& s,
+                        const MemoryBudget& budget = memory_budget());
 
 // The process's peak resident memory so far (getrusage ru_maxrss), in MiB: what the benchmarks and `cloq analyze`
 // report after each stage (a running maximum, so a stage's value includes everything before it).
