@@ -158,9 +158,12 @@ PerplexitySummary compute_perplexities(const ModelSession& session, const Resolv
     out.zero = r.zero;
     out.loftq = r.loftq;
     out.cloq = r.cloq;
+    // Which text calibrated the model, next to the perplexity it produced: here both are the same text (a preview,
+    // not the disjoint-parts protocol of the README's tables).
+    const std::string text = QFileInfo(QString::fromStdString(session.calib.text_path)).fileName().toStdString();
     std::ostringstream d;
-    d << QFileInfo(QString::fromStdString(session.calib.text_path)).fileName().toStdString() << ", " << opt.nsamples
-      << " windows × " << opt.seqlen << " tokens";
+    d << "first " << opt.nsamples << " windows × " << opt.seqlen << " tokens of " << text << "; calibrated on "
+      << session.calib.nsamples << " × " << session.calib.seqlen << " tokens of " << text;
     out.description = d.str();
     out.seconds = r.seconds;
     return out;

@@ -21,6 +21,7 @@
 #include "studio_options.h"
 #include "test_support.h"
 #include "theme.h"
+#include "tolerances.h"
 
 using namespace cloq;
 using namespace cloq::ui;
@@ -139,9 +140,12 @@ private Q_SLOTS:
             QVERIFY2(row && row->has_metrics, qPrintable(name));
             QCOMPARE(row->settings.rank, l["rank"].get<int>());
             const auto& m = l["metrics"];
-            QVERIFY2(test::rel_diff(row->zero.fro_rel, m["zero"]["fro_rel"].get<double>()) < 1e-12, qPrintable(name));
-            QVERIFY2(test::rel_diff(row->loftq.fro_rel, m["loftq"]["fro_rel"].get<double>()) < 1e-12, qPrintable(name));
-            QVERIFY2(test::rel_diff(row->cloq.fro_rel, m["cloq"]["fro_rel"].get<double>()) < 1e-12, qPrintable(name));
+            QVERIFY2(test::rel_diff(row->zero.fro_rel, m["zero"]["fro_rel"].get<double>()) < test::tol::kSamePath,
+                     qPrintable(name));
+            QVERIFY2(test::rel_diff(row->loftq.fro_rel, m["loftq"]["fro_rel"].get<double>()) < test::tol::kSamePath,
+                     qPrintable(name));
+            QVERIFY2(test::rel_diff(row->cloq.fro_rel, m["cloq"]["fro_rel"].get<double>()) < test::tol::kSamePath,
+                     qPrintable(name));
             ++compared;
         }
         QCOMPARE(compared, 34);
@@ -178,7 +182,7 @@ private Q_SLOTS:
             QVERIFY2(r.code == 0, r.err.c_str());
             const double cli = last_json_line(r.out)["ppl"].get<double>();
             qInfo("%s: GUI %.6f, cloq eval --profile %.6f", init.c_str(), value, cli);
-            QVERIFY2(test::rel_diff(cli, value) < 1e-9, init.c_str());
+            QVERIFY2(test::rel_diff(cli, value) < test::tol::kSameForward, init.c_str());
         }
     }
 };
