@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
-
 #include "cloq/base/error.h"
 #include "cloq/base/timing.h"
 #include "cloq/lowrank/hessian_factor.h"

@@ -5,7 +5,6 @@
 #include <QDir>
 #include <QFileInfo>
 #include <QStandardPaths>
-#include <chrono>
 #include <iomanip>
 #include <map>
 #include <sstream>

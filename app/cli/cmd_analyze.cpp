@@ -1,7 +1,6 @@
 // `cloq analyze --model DIR --calib FILE [calibration options] [quantization options | --profile P] [--layers REGEX]
 //  --out report.json [--csv report.csv]`: every linear layer quantized under its settings and initialized with
 // zero, svd, loftq and cloq, with the discrepancy metrics and timings; the numbers the GUI's explorer shows.
-#include <chrono>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>

@@ -1,7 +1,6 @@
 // `cloq layer`: quantize one linear layer and initialize its LoRA adapter from .npy files (issue 3's contract).
 #include <torch/torch.h>
 
-#include <chrono>
 #include <filesystem>
 #include <iomanip>
 #include <nlohmann/json.hpp>

@@ -4,7 +4,6 @@
 // layer (GPTQ + factorization + spectrum) under 20 s; a rank or split change on a cached 4096² layer under 50 ms.
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>

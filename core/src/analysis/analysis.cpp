@@ -2,7 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <regex>

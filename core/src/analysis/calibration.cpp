@@ -4,7 +4,6 @@
 
 #include <cstdlib>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>

@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>

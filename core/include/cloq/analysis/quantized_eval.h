@@ -4,7 +4,6 @@
 #pragma once
 #include <map>
 #include <memory>
-#include <mutex>
 #include <utility>
 
 #include "cloq/analysis/calibration.h"
