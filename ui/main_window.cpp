@@ -36,6 +36,8 @@
 #include "cloq/settings/profile.h"
 #include "discrepancy_chart.h"
 #include "export_dialog.h"
+#include "finetune_controller.h"
+#include "finetune_view.h"
 #include "layer_table_model.h"
 #include "layer_worker.h"
 #include "model_session.h"
@@ -194,18 +196,23 @@ void MainWindow::buildUi() {
     weights_ = new WeightsView(tabs_);
     overview_ = new OverviewView(tabs_);
     playground_ = new PlaygroundView(tabs_);
+    finetuneController_ = new FinetuneController(controller_, this);
+    finetune_ = new FinetuneView(finetuneController_, tabs_);
     tabs_->addTab(discrepancy_, "&Discrepancy");
     tabs_->addTab(rank_, "&Rank sweep");
     tabs_->addTab(spectrum_, "S&pectrum");
     tabs_->addTab(weights_, "&Weights");
     tabs_->addTab(overview_, "&Overview");
     tabs_->addTab(playground_, "Pla&yground");
+    tabs_->addTab(finetune_, "Fine-&tune");
     tabs_->setTabToolTip(0, "‖X(Q+BA−W)ᵀ‖ of zero init, SVD, LoftQ and CLoQ on this layer (paper Fig. 2) — Ctrl+1");
     tabs_->setTabToolTip(1, "Discrepancy against rank for CLoQ and LoftQ, chosen rank marked — Ctrl+2");
     tabs_->setTabToolTip(2, "Singular values of R·ΔWᵀ (CLoQ) against those of ΔW (LoftQ) — Ctrl+3");
     tabs_->setTabToolTip(3, "Histograms of W, Q and W−Q and the per-group error heat map — Ctrl+4");
     tabs_->setTabToolTip(4, "Every layer along depth, and perplexity of the quantized model — Ctrl+5");
     tabs_->setTabToolTip(5, "A synthetic layer to see why calibration wins — Ctrl+6");
+    tabs_->setTabToolTip(6, "LoRA fine-tuning from each init: what it trains into (paper Tables 1–6) — Ctrl+7");
+    connect(finetune_, &FinetuneView::message, this, [this](const QString& m) { statusBar()->showMessage(m, 10000); });
     cl->addWidget(tabs_, 1);
     split->addWidget(center);
     chartFlush_ = new QTimer(this);
@@ -502,6 +509,7 @@ void MainWindow::cancelJobs() {
     controller_->cancelJobs();
     if (worker_) worker_->cancel();
     if (playground_) playground_->cancel();
+    if (finetuneController_) finetuneController_->cancel();
 }
 
 void MainWindow::analyzeAll() { controller_->analyzeAll(); }

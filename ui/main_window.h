@@ -38,6 +38,8 @@ class LayerWorker;
 class ModelSession;
 class OverviewView;
 class PlaygroundView;
+class FinetuneView;
+class FinetuneController;
 class RankSweepChart;
 class SessionController;
 class WindowActions;
@@ -96,6 +98,8 @@ public:
     WeightsView* weightsView() const { return weights_; }
     OverviewView* overviewView() const { return overview_; }
     PlaygroundView* playground() const { return playground_; }
+    FinetuneView* finetune() const { return finetune_; }
+    FinetuneController* finetuneController() const { return finetuneController_; }
     SettingsPanel* settingsPanel() const { return settings_; }
     LayerTableModel* layerModel() const;
     QTreeView* layerTree() const { return tree_; }
@@ -161,6 +165,8 @@ private:
     WeightsView* weights_ = nullptr;
     OverviewView* overview_ = nullptr;
     PlaygroundView* playground_ = nullptr;
+    FinetuneView* finetune_ = nullptr;
+    FinetuneController* finetuneController_ = nullptr;
     SettingsPanel* settings_ = nullptr;
     QLabel* layerState_ = nullptr;
     JobIndicator* jobs_ = nullptr;

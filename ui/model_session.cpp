@@ -49,6 +49,7 @@ torch::Tensor ModelSession::weight(const std::string& name) const {
 }
 
 torch::Tensor ModelSession::hessian(const LinearLayer& l) const { return calibration->data.hessian(l); }
+const Calibration& ModelSession::calibration_data() const { return calibration->data; }
 
 LayerSource ModelSession::source(const std::string& name) const {
     const LinearLayer* l = layer(name);

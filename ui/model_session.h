@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cloq/analysis/calibration.h"
 #include "cloq/base/progress.h"
 #include "cloq/model/model_files.h"
 #include "cloq/model/model_layout.h"
@@ -34,6 +35,7 @@ public:
     LayerSource source(const std::string& name) const;
     torch::Tensor weight(const std::string& name) const;
     torch::Tensor hessian(const LinearLayer& l) const;
+    const Calibration& calibration_data() const;  // every H, for whole-model work (perplexity, fine-tuning)
     std::string describe() const;  // one line for the status bar
 
     std::shared_ptr<const CalibrationStore> calibration;

@@ -10,11 +10,16 @@
 #include <QThreadPool>
 #include <QTimer>
 
+#include <QLabel>
+#include <QPushButton>
 #include "background_job.h"
 #include "cloq/base/error.h"
 #include "layer_report.h"
 #include "main_window.h"
 #include "model_session.h"
+
+#include "finetune_controller.h"
+#include "finetune_view.h"
 #include "playground_view.h"
 #include "studio_options.h"
 #include "theme.h"
@@ -99,6 +104,19 @@ private:
             });
             w_->playground()->start();
         }
+        if (tab == "finetune") {
+            // The tab's default plan (zero, LoftQ, CLoQ; 100 steps): the picture shows finished curves.
+            needFinetune_ = true;
+            connect(w_->finetuneController(), &FinetuneController::finished, this, [this](bool ok) {
+                if (!ok) {
+                    fail("fine-tuning did not finish: " + w_->finetune()->stateLabel()->text());
+                    return;
+                }
+                finetuneDone_ = true;
+                check();
+            });
+            w_->finetune()->startButton()->click();
+        }
         if (needAnalysis_) {
             w_->analyzeAll();  // no-op when the automatic analysis already runs
         }
@@ -113,6 +131,7 @@ private:
         if (needAnalysis_ && !analysisDone_) return;
         if (needPerplexity_ && !perplexityDone_) return;
         if (needPlayground_ && !playgroundDone_ && !w_->playground()->hasReport()) return;
+        if (needFinetune_ && !finetuneDone_) return;
         settle();
     }
 
@@ -147,6 +166,7 @@ private:
     StudioOptions o_;
     bool started_ = false, settling_ = false, failed_ = false;
     bool layerDone_ = false, analysisDone_ = false, perplexityDone_ = false, playgroundDone_ = false;
+    bool needFinetune_ = false, finetuneDone_ = false;
     bool needAnalysis_ = false, needPerplexity_ = false, needPlayground_ = false;
 };
 

@@ -12,7 +12,7 @@
 
 namespace cloq::ui {
 
-QStringList tab_names() { return {"discrepancy", "rank", "spectrum", "weights", "overview", "playground"}; }
+QStringList tab_names() { return {"discrepancy", "rank", "spectrum", "weights", "overview", "playground", "finetune"}; }
 
 std::optional<StudioOptions> parse_studio_options(const QStringList& args, int* exit_code) {
     QCommandLineParser p;

@@ -63,6 +63,10 @@ void add_calib_options(ArgParser& p, CalibSettings& s, bool calib_required);
 // --NAME A:B, a part of a text's tokens (TextPart).
 void add_text_part_option(ArgParser& p, const std::string& name, TextPart& part, const std::string& help);
 
+// An --out folder may be new or empty; anything else would be overwritten or mixed with old results. Returns whether
+// it exists (AtomicDir's replace_existing), throws cloq::Error naming the folder otherwise.
+bool check_out_dir(const std::string& dir);
+
 // A progress bar with ETA on a terminal (plain lines otherwise) that also installs a SIGINT handler which
 // cancels the returned Progress: long commands stop cleanly on Ctrl-C.
 class TerminalProgress {

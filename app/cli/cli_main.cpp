@@ -17,6 +17,8 @@ const std::vector<Command>& commands() {
         {"eval", "perplexity of the float or quantized model (with an adapter init) on a text", cmd_eval},
         {"quantize", "quantize a whole model: PEFT adapter + GPTQ/fp16 base + profile + report", cmd_quantize},
         {"dequantize", "turn an exported GPTQ base into a plain float16 model", cmd_dequantize},
+        {"finetune", "LoRA fine-tune the quantized model from each init: loss/perplexity curves + adapters",
+         cmd_finetune},
     };
     return table;
 }

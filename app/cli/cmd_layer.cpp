@@ -34,15 +34,6 @@ torch::Tensor load_matrix(const std::string& path, const char* what) {
 // metrics.json keeps nlohmann::json's sorted keys.
 nlohmann::json to_json(const Discrepancy& d) { return nlohmann::json(discrepancy_json(d)); }
 
-// An output folder may be new or empty; anything else would be overwritten or mixed with old results.
-bool check_out_dir(const std::string& dir) {
-    std::error_code ec;
-    const auto st = fs::status(dir, ec);
-    if (!fs::exists(st)) return false;
-    if (!fs::is_directory(st)) throw Error(dir + ": exists and is not a folder; choose another --out");
-    if (!fs::is_empty(dir, ec)) throw Error(dir + ": folder exists and is not empty; choose a new --out or empty it");
-    return true;
-}
 }  // namespace
 
 int cmd_layer(const Args& args, std::ostream& out, std::ostream& err) {

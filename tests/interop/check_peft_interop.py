@@ -136,6 +136,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True, help="the cloq quantize output folder")
     ap.add_argument("--logits", required=True, help="JSON from cloq eval --logits-json: ids and logits")
+    ap.add_argument("--adapter", help="the PEFT adapter folder (default OUT/adapter; e.g. a cloq finetune run's)")
     ap.add_argument("--tol", type=float, default=1e-3)
     a = ap.parse_args()
     self_check()
@@ -149,13 +150,14 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         try:
             base, what, _ = load_base(os.path.join(a.out, "base"), work)
-            model = PeftModel.from_pretrained(base, os.path.join(a.out, "adapter"))
+            adapter_dir = a.adapter or os.path.join(a.out, "adapter")
+            model = PeftModel.from_pretrained(base, adapter_dir)
         except Exception as e:  # noqa: BLE001 - any failure to load is the finding
             print(f"FAIL: could not load {a.out}: {type(e).__name__}: {e}")
             return 2
         model.eval()
         # PEFT must have put cloq's tensors where they belong, with the scaling the config implies.
-        files = load_file(os.path.join(a.out, "adapter", "adapter_model.safetensors"))
+        files = load_file(os.path.join(adapter_dir, "adapter_model.safetensors"))
         placed = 0
         for name, p in model.named_parameters():
             if ".lora_A.default.weight" in name or ".lora_B.default.weight" in name:

@@ -4,7 +4,7 @@
 #
 #   tests/interop/check_peft_interop.sh [path/to/cloq]
 #
-# Three exports of stories260K are checked: GPTQ (format gptq, 2-bit g64), GPTQ (gptq_v2, 3-bit g32 act-order:
+# Three exports of stories260K (and a fine-tuned adapter on the first) are checked: GPTQ (format gptq, 2-bit g64), GPTQ (gptq_v2, 3-bit g32 act-order:
 # straddling words, permuted g_idx) and the float16 base. The Python environment is a virtual environment built from
 # PyPI only (pinned torch, transformers, peft, safetensors, numpy) and cached in ~/.cache/cloq-interop
 # (CLOQ_INTEROP_CACHE), so only the first run downloads (PyPI's Linux torch wheel pulls its CUDA libraries: ~4 GB once).
@@ -81,6 +81,23 @@ run_case() {
 run_case gptq-2bit-g64 --bits 2 --group 64 --rank 16 --format gptq || status=1
 run_case gptq_v2-3bit-g32-actorder --bits 3 --group 32 --rank 8 --act-order --lora-alpha 32 --format gptq_v2 || status=1
 run_case fp16-2bit-g64 --bits 2 --group 64 --rank 16 --format fp16 --adapter-dtype float16 || status=1
+
+# A fine-tuned adapter (`cloq finetune`, a few steps from CLoQ) on the GPTQ base of the same settings: PEFT loads it
+# and gives `cloq eval`'s logits.
+finetuned() {
+  local out=$work/gptq-2bit-g64 ft=$work/finetune
+  echo "interop: finetune: cloq finetune --bits 2 --group 64 --rank 16 --inits cloq --steps 5"
+  "$CLOQ" finetune --model "$MODEL" --calib "$TEXT" --calib-nsamples 16 --calib-seqlen 128 --cache "$work/cache" \
+    --train "$TEXT" --train-part 0.5:1 --eval "$TEXT" --eval-part 0:0.5 --eval-windows 2 --bits 2 --group 64 \
+    --rank 16 --inits cloq --steps 5 --batch 2 --seqlen 128 --out "$ft" > "$work/finetune.log" 2>&1 \
+    || { cat "$work/finetune.log"; return 1; }
+  "$CLOQ" eval --model "$MODEL" --gptq "$out/base" --adapter "$ft/adapters/cloq" --data "$TEXT" --seqlen 128 \
+    --nsamples 1 --logits-json "$work/finetune.logits.json" > "$work/finetune.eval.log" 2>&1 \
+    || { cat "$work/finetune.eval.log"; return 1; }
+  "$VENV/bin/python" "$here/check_peft_interop.py" --out "$out" --adapter "$ft/adapters/cloq" \
+    --logits "$work/finetune.logits.json"
+}
+finetuned || status=1
 
 if [[ $status -eq 0 ]]; then banner "PASSED (transformers + PEFT load the exports; logits match cloq eval)"
 else banner "FAILED (see above)"; fi

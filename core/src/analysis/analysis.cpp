@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cloq/analysis/quantized_eval.h"
+#include "base/regex.h"
 #include "cloq/base/error.h"
 #include "cloq/base/timing.h"
 #include "cloq/lowrank/factor_cache.h"
@@ -20,12 +21,7 @@ namespace cloq {
 std::vector<LinearLayer> select_layers(const ModelConfig& c, const std::string& regex) {
     const auto all = linear_layers(c);
     if (regex.empty()) return all;
-    std::regex re;
-    try {
-        re = std::regex(regex, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-        throw Error("--layers: invalid regular expression '" + regex + "' (" + e.what() + ")");
-    }
+    const std::regex re = compile_untrusted_regex(regex, "--layers");
     std::vector<LinearLayer> out;
     for (const auto& l : all)
         if (std::regex_search(l.name(), re)) out.push_back(l);

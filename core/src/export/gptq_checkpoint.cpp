@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "cloq/base/atomic_file.h"
+#include "base/regex.h"
 #include "cloq/base/error.h"
 
 namespace fs = std::filesystem;
@@ -18,16 +19,6 @@ namespace cloq {
 
 namespace {
 const char* kPacked[] = {".qweight", ".qzeros", ".scales", ".g_idx"};
-
-std::string regex_escape(const std::string& s) {
-    static const std::string special = R"(\^$.|?*+()[]{})";
-    std::string out;
-    for (char c : s) {
-        if (special.find(c) != std::string::npos) out += '\\';
-        out += c;
-    }
-    return out;
-}
 
 std::string alternation(const std::vector<std::string>& modules) {
     std::string re = "^(?:";
@@ -158,12 +149,8 @@ bool gptq_dynamic_lookup(const nlohmann::ordered_json& dynamic, const std::strin
         std::string pattern = it.key();
         const bool negative = pattern.rfind("-:", 0) == 0;
         if (negative || pattern.rfind("+:", 0) == 0) pattern = pattern.substr(2);
-        bool match = false;
-        try {
-            match = std::regex_search(module, std::regex(pattern), std::regex_constants::match_continuous);
-        } catch (const std::regex_error&) {
-            throw Error(where + ": dynamic pattern '" + it.key() + "' is not a valid regular expression");
-        }
+        const bool match = std::regex_search(module, compile_untrusted_regex(pattern, where + ": dynamic key '" + it.key() + "'"),
+                                             std::regex_constants::match_continuous);
         if (!match) continue;
         if (negative) return false;
         const auto& o = it.value();

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cloq/base/atomic_file.h"
+#include "base/regex.h"
 #include "cloq/base/error.h"
 #include "cloq/io/safetensors.h"
 
@@ -30,16 +31,6 @@ std::string short_name(const std::string& module) {
 std::string pattern_key(const std::string& module) {
     const auto dot = module.find('.');
     return dot == std::string::npos ? module : module.substr(dot + 1);
-}
-
-std::string regex_escape(const std::string& s) {
-    static const std::string special = R"(\^$.|?*+()[]{})";
-    std::string out;
-    for (char c : s) {
-        if (special.find(c) != std::string::npos) out += '\\';
-        out += c;
-    }
-    return out;
 }
 
 template <class T>
@@ -68,12 +59,8 @@ std::string read_text(const std::string& path) {
 const std::string* match_pattern(const nlohmann::ordered_json& patterns, const std::string& module,
                                  const std::string& where) {
     for (auto it = patterns.begin(); it != patterns.end(); ++it) {
-        try {
-            const std::regex re("(.*\\.)?(" + it.key() + ")");
-            if (std::regex_match(module, re)) return &it.key();
-        } catch (const std::regex_error&) {
-            throw Error(where + ": pattern '" + it.key() + "' is not a valid regular expression");
-        }
+        const std::regex re = compile_untrusted_regex("(.*\\.)?(" + it.key() + ")", where + ": key '" + it.key() + "'");
+        if (std::regex_match(module, re)) return &it.key();
     }
     return nullptr;
 }

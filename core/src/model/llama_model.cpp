@@ -108,6 +108,17 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 torch::Tensor apply_linear(const torch::Tensor& x, const torch::Tensor& W, const torch::Tensor& b = {}) {
     return b.defined() ? torch::addmm(b, x, W.t()) : x.mm(W.t());
 }
+
+// The linear layer plus its LoRA path, if the block has one for `module`.
+torch::Tensor apply_linear(const torch::Tensor& x, const torch::Tensor& W, const torch::Tensor& b,
+                           const BlockAdapters* adapters, const char* module) {
+    torch::Tensor y = apply_linear(x, W, b);
+    if (!adapters) return y;
+    const auto it = adapters->find(module);
+    if (it == adapters->end()) return y;
+    const LoraPath& a = it->second;
+    return y + x.mm(a.A.t()).mm(a.B.t()) * a.scaling;
+}
 }  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> LlamaModel::rope_tables(int64_t T) const {
@@ -122,7 +133,7 @@ std::pair<torch::Tensor, torch::Tensor> LlamaModel::rope_tables(int64_t T) const
 }
 
 torch::Tensor LlamaModel::run_block(int layer, const BlockWeights& w, const torch::Tensor& h,
-                                    const LinearInputHook& hook) const {
+                                    const LinearInputHook& hook, const BlockAdapters* lora) const {
     const auto& c = config();
     const int64_t B = h.size(0), T = h.size(1), D = c.head_dim;
     const int64_t nh = c.num_heads, nkv = c.num_kv_heads;
@@ -130,9 +141,9 @@ torch::Tensor LlamaModel::run_block(int layer, const BlockWeights& w, const torc
     // --- attention
     auto x = rms_norm(h, w.input_norm, c.rms_norm_eps).reshape({B * T, c.hidden_size});
     if (hook) hook(layer, InputGroup::AttnIn, x);
-    auto q = apply_linear(x, w.q, w.q_bias).view({B, T, nh, D}).transpose(1, 2);
-    auto k = apply_linear(x, w.k, w.k_bias).view({B, T, nkv, D}).transpose(1, 2);
-    auto v = apply_linear(x, w.v, w.v_bias).view({B, T, nkv, D}).transpose(1, 2);
+    auto q = apply_linear(x, w.q, w.q_bias, lora, "self_attn.q_proj").view({B, T, nh, D}).transpose(1, 2);
+    auto k = apply_linear(x, w.k, w.k_bias, lora, "self_attn.k_proj").view({B, T, nkv, D}).transpose(1, 2);
+    auto v = apply_linear(x, w.v, w.v_bias, lora, "self_attn.v_proj").view({B, T, nkv, D}).transpose(1, 2);
     auto [cos, sin] = rope_tables(T);
     auto qf = q.to(torch::kFloat32), kf = k.to(torch::kFloat32);
     q = (qf * cos + rotate_half(qf) * sin).to(h.scalar_type());
@@ -150,14 +161,15 @@ torch::Tensor LlamaModel::run_block(int layer, const BlockWeights& w, const torc
     auto probs = torch::softmax(scores, -1).to(h.scalar_type());
     auto attn = torch::matmul(probs, v).transpose(1, 2).reshape({B * T, nh * D});
     if (hook) hook(layer, InputGroup::OProj, attn);
-    auto out = h + apply_linear(attn, w.o).view({B, T, c.hidden_size});
+    auto out = h + apply_linear(attn, w.o, {}, lora, "self_attn.o_proj").view({B, T, c.hidden_size});
 
     // --- SwiGLU MLP
     auto y = rms_norm(out, w.post_norm, c.rms_norm_eps).reshape({B * T, c.hidden_size});
     if (hook) hook(layer, InputGroup::MlpIn, y);
-    auto act = torch::silu(apply_linear(y, w.gate)) * apply_linear(y, w.up);
+    auto act = torch::silu(apply_linear(y, w.gate, {}, lora, "mlp.gate_proj")) *
+               apply_linear(y, w.up, {}, lora, "mlp.up_proj");
     if (hook) hook(layer, InputGroup::DownProj, act);
-    return out + apply_linear(act, w.down).view({B, T, c.hidden_size});
+    return out + apply_linear(act, w.down, {}, lora, "mlp.down_proj").view({B, T, c.hidden_size});
 }
 
 torch::Tensor LlamaModel::logits(const torch::Tensor& h) const {

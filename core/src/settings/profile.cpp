@@ -5,33 +5,18 @@
 #include <sstream>
 
 #include "cloq/base/atomic_file.h"
+#include "base/regex.h"
 #include "cloq/base/error.h"
 
 namespace cloq {
 
 namespace {
-// Profiles can come from elsewhere (a bundle, a colleague), so their regexes are hostile input (fuzz_profile):
-// libstdc++ compiles and backtracks recursively, so a pattern of 30000 nested groups overflowed the stack and
-// "(.*)*(.*)*x" backtracks exponentially. Patterns are therefore capped in length (module names are short; no real
-// selector needs more), and matched in libstdc++'s polynomial (Thompson NFA) mode, which has no backtracking (it
-// refuses back-references at compile time; its state limit bounds memory for x{1000}{1000}).
-constexpr size_t kMaxPatternLength = 512;
-
+// Profiles can come from elsewhere (a bundle, a colleague), so their patterns are hostile input.
 std::regex compile(const std::string& pattern, const std::string& where) {
-    if (pattern.size() > kMaxPatternLength)
-        throw Error(where.substr(0, where.find(" (match")) + ": \"match\" pattern is " +
-                    std::to_string(pattern.size()) + " characters long (at most " + std::to_string(kMaxPatternLength) +
-                    ")");
-    auto flags = std::regex::ECMAScript;
-#ifdef __GLIBCXX__
-    flags |= std::regex_constants::__polynomial;
-#endif
-    try {
-        return std::regex(pattern, flags);
-    } catch (const std::regex_error& e) {
-        throw Error(where + ": \"match\" pattern '" + pattern + "' is not a valid regular expression (" + e.what() +
-                    ")");
-    }
+    // The pattern itself is in `where`; a 512-character one is not repeated in the message.
+    const std::string short_where =
+        pattern.size() > 64 ? where.substr(0, where.find(" (match")) + " \"match\"" : where + " \"match\"";
+    return compile_untrusted_regex(pattern, short_where, 512);
 }
 }  // namespace
 
@@ -125,14 +110,6 @@ SettingsProfile load_profile(const std::string& path) {
 void save_profile(const std::string& path, const SettingsProfile& p) {
     write_file_atomic(path, to_json(p).dump(2) + "\n");
 }
-
-namespace {
-// Exact-name overrides are anchored, escaped regexes: a module name has dots.
-std::string regex_escape(const std::string& s) {
-    static const std::regex special(R"([.^$|()\[\]{}*+?\\])");
-    return std::regex_replace(s, special, R"(\$&)");
-}
-}  // namespace
 
 ResolvedProfile resolve_profile(const SettingsProfile& p, const std::vector<std::string>& names) {
     ResolvedProfile r;

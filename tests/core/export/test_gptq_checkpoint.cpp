@@ -8,23 +8,16 @@
 #include <fstream>
 
 #include "cloq/base/error.h"
+#include "expect_error.h"
 #include "cloq/export/gptq_checkpoint.h"
 #include "cloq/io/safetensors.h"
 #include "cloq/quant/quant_int.h"
 
 using namespace cloq;
+using cloq::test::expect_error;
 namespace fs = std::filesystem;
 
 namespace {
-void expect_error(const std::function<void()>& f, const QStringList& needles) {
-    try {
-        f();
-        QFAIL(qPrintable("no error; expected one mentioning " + needles.join(", ")));
-    } catch (const Error& e) {
-        const QString m = e.what();
-        for (const auto& n : needles) QVERIFY2(m.contains(n), qPrintable(m + "  (missing: " + n + ")"));
-    }
-}
 
 struct Fixture {
     std::map<std::string, QuantizedWeight> quantized;  // module -> stored (fp16-scale) quantization

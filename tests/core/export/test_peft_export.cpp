@@ -10,11 +10,13 @@
 #include <set>
 
 #include "cloq/base/error.h"
+#include "expect_error.h"
 #include "cloq/io/safetensors.h"
 #include "export/peft_export.h"
 #include "test_support.h"
 
 using namespace cloq;
+using cloq::test::expect_error;
 namespace fs = std::filesystem;
 
 namespace {
@@ -32,15 +34,6 @@ LowRank random_lowrank(int64_t out, int64_t in, int64_t r, uint64_t seed) {
     return {torch::randn({r, in}, gen, torch::kFloat32), torch::randn({out, r}, gen, torch::kFloat32)};
 }
 
-void expect_error(const std::function<void()>& f, const QStringList& needles) {
-    try {
-        f();
-        QFAIL(qPrintable("no error; expected one mentioning " + needles.join(", ")));
-    } catch (const Error& e) {
-        const QString m = e.what();
-        for (const auto& n : needles) QVERIFY2(m.contains(n), qPrintable(m + "  (missing: " + n + ")"));
-    }
-}
 
 void write_text(const fs::path& p, const std::string& s) { std::ofstream(p) << s; }
 }  // namespace

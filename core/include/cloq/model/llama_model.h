@@ -35,6 +35,14 @@ struct BlockWeights {
     torch::Tensor& linear(const std::string& module);  // "self_attn.q_proj" -> q, ...
 };
 
+// A low-rank path beside a linear layer, PEFT's unmerged LoRA forward: y = x·Wᵀ + scaling·(x·Aᵀ)·Bᵀ with
+// A = lora_A [r, in], B = lora_B [out, r]. Fine-tuning trains A and B through it (autograd); W stays frozen.
+struct LoraPath {
+    torch::Tensor A, B;
+    double scaling = 1.0;
+};
+using BlockAdapters = std::map<std::string, LoraPath>;  // by module ("self_attn.q_proj"); absent: no adapter
+
 // Sees x [tokens, in] (batch and time flattened), the input of a group of linear layers of block `layer`.
 using LinearInputHook = std::function<void(int layer, InputGroup group, const torch::Tensor& x)>;
 
@@ -57,9 +65,9 @@ public:
 
     BlockWeights load_block(int layer) const;
     torch::Tensor embed(const torch::Tensor& ids) const;  // [B, T] integer ids -> [B, T, hidden]
-    // One decoder block on h [B, T, hidden]; positions are 0..T-1.
-    torch::Tensor run_block(int layer, const BlockWeights& w, const torch::Tensor& h,
-                            const LinearInputHook& hook = {}) const;
+    // One decoder block on h [B, T, hidden]; positions are 0..T-1. `adapters` (may be null) add LoRA paths.
+    torch::Tensor run_block(int layer, const BlockWeights& w, const torch::Tensor& h, const LinearInputHook& hook = {},
+                            const BlockAdapters* adapters = nullptr) const;
     torch::Tensor logits(const torch::Tensor& h) const;  // final norm + head: [B, T, vocab] float32
     // The whole model on a batch: logits [B, T, vocab] float32.
     torch::Tensor forward(const torch::Tensor& ids, const LinearInputHook& hook = {}) const;
