@@ -162,8 +162,13 @@ void DiscrepancyChart::setReport(const LayerReport& r) {
         const double gain = 100.0 * (1.0 - c / l);
         text += QString("CLoQ leaves <b>%1</b> of the output (Frobenius), LoftQ %2, zero init %3: ")
                     .arg(format_number(c), format_number(l), format_number(z));
-        text += gain >= 0 ? QString("CLoQ removes <b>%1 %</b> of LoftQ's remaining error.").arg(gain, 0, 'f', 1)
-                          : QString("LoftQ is ahead by %1 % here.").arg(-gain, 0, 'f', 1);
+        // At full rank both errors are float rounding (~1e-8 of the output): a percentage of noise means nothing.
+        constexpr double kNoise = 1e-6;
+        if (l < kNoise && c < kNoise)
+            text += "At this rank both leave only rounding noise (below 1e-6 of the output).";
+        else
+            text += gain >= 0 ? QString("CLoQ removes <b>%1 %</b> of LoftQ's remaining error.").arg(gain, 0, 'f', 1)
+                              : QString("LoftQ is ahead by %1 % here.").arg(-gain, 0, 'f', 1);
     }
     summary_->setText(text);
 }

@@ -43,7 +43,10 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
     browse->setToolTip("Choose the output folder");
     row->addWidget(folder_, 1);
     row->addWidget(browse);
-    where->addRow("&Output folder:", row);
+    // A row holding a layout gets no buddy from addRow, so its mnemonic would show as a literal "&".
+    auto* folderLabel = new QLabel("&Output folder:");
+    folderLabel->setBuddy(folder_);
+    where->addRow(folderLabel, row);
     layout->addLayout(where);
 
     auto* what = new QGroupBox("What to write", this);

@@ -142,7 +142,17 @@ void SessionController::loadProfile(const QString& path) {
 ResolvedProfile SessionController::resolvedProfile() const {
     ResolvedProfile r;
     r.defaults = defaults_;
-    for (auto it = overrides_.begin(); it != overrides_.end(); ++it) r.overrides[it.key().toStdString()] = it.value();
+    for (auto it = overrides_.begin(); it != overrides_.end(); ++it)
+        r.overrides[it.key().toStdString()] = clampForLayer(it.value(), it.key());
+    // A rank above a layer's min(out, in) is clamped here, where every consumer (export, profile file, analysis,
+    // perplexity, fine-tuning) reads the settings: the exporter never sees the unclamped rank the explorer does not
+    // show, and a saved profile states the clamped rank of that layer explicitly.
+    for (const LayerRow& row : layers_->layers()) {
+        const QString name = row.name;
+        if (overrides_.contains(name)) continue;
+        const LayerSettings c = clampForLayer(defaults_, name);
+        if (!(c == defaults_)) r.overrides[name.toStdString()] = c;
+    }
     r.skipped = skipped_;
     return r;
 }

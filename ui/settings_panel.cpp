@@ -87,7 +87,10 @@ SettingsPanel::SettingsPanel(QWidget* parent) : QWidget(parent) {
     rankSpin_->setToolTip(rankSlider_->toolTip());
     rankRow->addWidget(rankSlider_, 1);
     rankRow->addWidget(rankSpin_);
-    aform->addRow("&Rank:", rankRow);
+    // A row holding a layout gets no buddy from addRow, so its mnemonic would show as a literal "&".
+    auto* rankSpinLabel = new QLabel("&Rank:");
+    rankSpinLabel->setBuddy(rankSpin_);
+    aform->addRow(rankSpinLabel, rankRow);
     split_ = new QComboBox(abox);
     split_->addItem("default", static_cast<int>(Split::Default));
     split_->addItem("sqrt", static_cast<int>(Split::Sqrt));

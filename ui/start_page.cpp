@@ -76,7 +76,10 @@ StartPage::StartPage(QWidget* parent) : QWidget(parent) {
     browse->setToolTip("Choose the calibration text file");
     textRow->addWidget(text_, 1);
     textRow->addWidget(browse);
-    form->addRow("&Text:", textRow);
+    // A row holding a layout gets no buddy from addRow, so its mnemonic would show as a literal "&".
+    auto* textLabel = new QLabel("&Text:");
+    textLabel->setBuddy(text_);
+    form->addRow(textLabel, textRow);
     nsamples_ = new QSpinBox(calib);
     nsamples_->setRange(1, 4096);
     nsamples_->setToolTip("Number of calibration windows (paper: 128; demo: 32).");

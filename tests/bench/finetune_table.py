@@ -37,7 +37,16 @@ def part_text(t):
     return f"`{os.path.basename(t['text'])}` part {t['part']}"
 
 
-def table(c, svg_rel):
+def peer_line(c, peer):
+    """The same training step timed in PyTorch + PEFT (peft_step_time.py) in the same run, and the ratio."""
+    ours = sorted(r["seconds_per_step"] for r in c["runs"])[len(c["runs"]) // 2]
+    return (f"Time per step against PyTorch {peer['torch']} + transformers + PEFT on the same dequantized model, batch "
+            f"{peer['batch']} × {peer['seqlen']}, rank {peer['rank']}, {peer['threads']} thread(s), measured in the "
+            f"same run: PyTorch {peer['seconds_per_step']:.3g} s/step, ours {ours:.3g} s/step (median of the runs): "
+            f"**ours / PyTorch = {ours / peer['seconds_per_step']:.2f}×**.\n")
+
+
+def table(c, svg_rel, peer=None):
     o = c["options"]
     n = o["steps"]
     marks = [0, n // 4, n // 2, n]
@@ -67,6 +76,8 @@ def table(c, svg_rel):
             cells.append(cell)
         lines.append(f"| {r['label']} | " + " | ".join(cells) + f" | {r['seconds_per_step']:.3g} | "
                      f"{r['tokens_per_second']:.4g} | {r['peak_rss_bytes'] / 2**20:.0f} MiB |")
+    if peer:
+        lines += ["", peer_line(c, peer).rstrip()]
     lines += ["", f"![fine-tuning curves]({svg_rel})", ""]
     return "\n".join(lines) + "\n"
 
@@ -124,6 +135,7 @@ def main():
     ap.add_argument("--name", required=True)
     ap.add_argument("--markdown", required=True)
     ap.add_argument("--svg", required=True)
+    ap.add_argument("--peer", help="JSON line of peft_step_time.py for the same batch, window and rank")
     a = ap.parse_args()
     with open(a.curves) as f:
         c = json.load(f)
@@ -137,7 +149,11 @@ def main():
     os.replace(a.svg + ".tmp", a.svg)
     svg_rel = os.path.relpath(a.svg, os.path.dirname(os.path.abspath(a.markdown)) or ".")
     doc = open(a.markdown).read() if os.path.exists(a.markdown) else "# Benchmarks\n"
-    doc = section(doc, f"finetune_table:{a.name}", table(c, svg_rel))
+    peer = None
+    if a.peer:
+        with open(a.peer) as f:
+            peer = json.loads(f.read().strip().splitlines()[-1])
+    doc = section(doc, f"finetune_table:{a.name}", table(c, svg_rel, peer))
     with open(a.markdown + ".tmp", "w") as f:
         f.write(doc)
     os.replace(a.markdown + ".tmp", a.markdown)

@@ -18,6 +18,7 @@
 #include "layer_table_model.h"
 #include "main_window.h"
 #include "model_session.h"
+#include "session_controller.h"
 #include "studio_options.h"
 #include "test_support.h"
 #include "theme.h"
@@ -184,6 +185,33 @@ private Q_SLOTS:
             qInfo("%s: GUI %.6f, cloq eval --profile %.6f", init.c_str(), value, cli);
             QVERIFY2(test::rel_diff(cli, value) < test::tol::kSameForward, init.c_str());
         }
+    }
+
+    // "To the whole model" with rank 40 on a model whose k/v projections are 32 wide: the settings every consumer
+    // reads (export, profile file) carry the clamped rank, and `cloq quantize` runs on the saved profile.
+    void rankAboveLayerWidthIsClampedForExport() {
+        const QString q = "model.layers.0.self_attn.q_proj";
+        LayerSettings s = w_->controller()->effectiveSettings(q);
+        s.rank = 40;
+        w_->controller()->setOverride(q, s);
+        w_->controller()->applyToModel(q);
+        const ResolvedProfile r = w_->controller()->resolvedProfile();
+        int clamped = 0;
+        for (const auto& l : w_->session()->layers) {
+            const int rank = r.settings_for(l.name()).rank;
+            QVERIFY2(rank <= std::min(l.in, l.out), qPrintable(QString::fromStdString(l.name())));
+            clamped += rank < 40;
+        }
+        QVERIFY(clamped > 0);  // the 32-wide k/v projections
+        const std::string path = home_.path().toStdString() + "/rank40.json";
+        save_profile(path, w_->controller()->currentProfile());
+        const std::string out = home_.path().toStdString() + "/rank40-export";
+        std::vector<std::string> args = {"quantize",      "--model", w_->session()->dir.toStdString(),
+                                         "--profile",     path,      "--no-compare",
+                                         "--no-spectral", "--out",   out};
+        args.insert(args.end(), calib_args_.begin(), calib_args_.end());
+        const CliResult res = run_cli(args);
+        QVERIFY2(res.code == 0, res.err.c_str());
     }
 };
 
