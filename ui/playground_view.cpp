@@ -18,6 +18,7 @@
 
 #include "chart_panel.h"
 #include "discrepancy_chart.h"
+#include "gradient_fit_chart.h"
 #include "layer_worker.h"
 #include "rank_sweep_chart.h"
 #include "theme.h"
@@ -139,7 +140,14 @@ PlaygroundView::PlaygroundView(QWidget* parent) : QWidget(parent) {
     split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 1);
     split->setSizes({900, 1100});  // fixed proportions whatever the charts' size hints
-    right->addWidget(split, 1);
+    auto* vsplit = new QSplitter(Qt::Vertical, this);
+    vsplit->addWidget(split);
+    fit_ = new GradientFitChart(vsplit);
+    vsplit->addWidget(fit_);
+    vsplit->setStretchFactor(0, 2);
+    vsplit->setStretchFactor(1, 1);
+    right->addWidget(vsplit, 1);
+    connect(fit_, &GradientFitChart::fitRequested, this, [this] { fit_->fit(spec(), settings()); });
     outer->addLayout(right, 1);
 
     for (QComboBox* c : {size_, bits_, group_, quantizer_})
@@ -204,6 +212,7 @@ bool PlaygroundView::isComputing() const { return busy_ || debounce_->isActive()
 void PlaygroundView::cancel() {
     debounce_->stop();
     worker_->cancel();
+    fit_->cancel();
 }
 
 void PlaygroundView::showEvent(QShowEvent* e) {
@@ -218,6 +227,7 @@ void PlaygroundView::start() {
 }
 
 void PlaygroundView::schedule() {
+    fit_->markStale();  // a shown fit belongs to the previous layer or settings
     if (!started_) return;
     debounce_->start();
 }

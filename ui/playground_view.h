@@ -18,6 +18,7 @@ namespace cloq::ui {
 class LayerWorker;
 class RankSweepChart;
 class DiscrepancyChart;
+class GradientFitChart;
 
 class PlaygroundView : public QWidget {
     Q_OBJECT
@@ -34,6 +35,7 @@ public:
     const LayerReport& report() const { return report_; }
     QString explanation() const;
     LayerWorker* worker() const { return worker_; }
+    GradientFitChart* gradientFit() const { return fit_; }
     void cancel();
 
     // log10 slider for the condition number: position p -> 10^(p/10)
@@ -67,6 +69,7 @@ private:
     QLabel* state_ = nullptr;
     DiscrepancyChart* bars_ = nullptr;
     RankSweepChart* sweep_ = nullptr;
+    GradientFitChart* fit_ = nullptr;
     LayerReport report_;
     bool hasReport_ = false;
     bool started_ = false;

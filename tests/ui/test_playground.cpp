@@ -3,6 +3,8 @@
 // job can be cancelled, and the event loop stays responsive while one runs.
 #include <QComboBox>
 #include <QElapsedTimer>
+#include <QLabel>
+#include <QPushButton>
 #include <QSignalSpy>
 #include <QSlider>
 #include <QSpinBox>
@@ -14,6 +16,7 @@
 #include "cloq/lowrank/layer_solver.h"
 #include "discrepancy_chart.h"
 #include "event_latency_probe.h"
+#include "gradient_fit_chart.h"
 #include "layer_worker.h"
 #include "playground_view.h"
 #include "rank_sweep_chart.h"
@@ -89,6 +92,38 @@ private Q_SLOTS:
     }
 
     // Isotropic activations: calibration cannot help, CLoQ ≈ SVD, and the explanation says so.
+    // Fit by gradient steps: one line per init, LoftQ's and CLoQ's starting errors are the report's, every step lowers
+    // the error, and a control change greys the fit as stale.
+    void gradientFitStartsAtTheReportAndDescends() {
+        PlaygroundView pg;
+        pg.resize(1200, 800);
+        SyntheticSpec spec;
+        spec.out = spec.in = 64;
+        spec.seed = 3;
+        pg.setSpec(spec);
+        QSignalSpy shown(&pg, &PlaygroundView::reportShown);
+        pg.start();
+        QVERIFY(shown.wait(120000));
+        GradientFitChart* fit = pg.gradientFit();
+        QSignalSpy fitted(fit, &GradientFitChart::fitShown);
+        QTest::mouseClick(fit->fitButton(), Qt::LeftButton);
+        QVERIFY(fitted.wait(120000));
+        for (InitMethod m : {InitMethod::Zero, InitMethod::Loftq, InitMethod::Cloq}) {
+            const auto pts = fit->series(m)->points();
+            QCOMPARE(pts.size(), 201);
+            for (int t = 1; t < pts.size(); ++t) QVERIFY(pts[t].y() <= pts[t - 1].y() * (1 + 1e-12));
+            if (m != InitMethod::Zero)
+                QVERIFY2(test::rel_diff(pts.front().y(), pg.report().metrics(m).fro_rel) < 1e-9,
+                         qPrintable(method_label(m)));
+        }
+        QVERIFY(fit->series(InitMethod::Zero)->points().back().y() <
+                fit->series(InitMethod::Zero)->points().front().y());
+        QVERIFY(!fit->isStale());
+        pg.rankSpin()->setValue(pg.rankSpin()->value() / 2);
+        QVERIFY(fit->isStale());
+        QVERIFY(fit->stateLabel()->text().contains("Press Fit again"));
+    }
+
     void isotropicInputsExplainTheTie() {
         PlaygroundView pg;
         SyntheticSpec spec;

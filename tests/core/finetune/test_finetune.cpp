@@ -14,6 +14,8 @@
 #include "cloq/analysis/quantized_eval.h"
 #include "cloq/base/error.h"
 #include "cloq/finetune/finetune.h"
+#include "cloq/finetune/layer_fit.h"
+#include "cloq/lowrank/layer_solver.h"
 #include "cloq/model/model_files.h"
 #include "cloq/model/perplexity.h"
 #include "expect_error.h"
@@ -290,6 +292,35 @@ private Q_SLOTS:
             QVERIFY(torch::equal(r.B, m.lora_B));
             QCOMPARE(r.scaling, m.lora_alpha / 16.0);
         }
+    }
+
+    // The playground's fit: every step lowers the calibrated error, zero init learns, and CLoQ starts at the value
+    // the solver reports and hardly moves (it is the optimum of the λ-regularized objective).
+    void layerFitDescendsFromEachInit() {
+        torch::manual_seed(3);
+        const Tensor W = torch::randn({48, 64}, torch::kFloat64) / 8;
+        const Tensor X = cloq::test::anisotropic_acts(256, 64, 100.0, 5);
+        const Tensor H = X.t().mm(X);
+        LayerSolver solver(W.to(torch::kFloat32), H);
+        LayerSettings s;
+        s.quant.bits = 2;
+        s.quant.group = 32;
+        s.rank = 8;
+        solver.update(s);
+        solver.ensure(InitMethod::Loftq);
+        LayerFitOptions o;
+        o.steps = 60;
+        for (const InitMethod m : {InitMethod::Zero, InitMethod::Loftq, InitMethod::Cloq}) {
+            const auto rel = fit_layer_adapter(solver.weight(), solver.base(m), H, solver.init(m), 8, o);
+            QCOMPARE(static_cast<int>(rel.size()), o.steps + 1);
+            for (size_t t = 1; t < rel.size(); ++t) QVERIFY2(rel[t] <= rel[t - 1] * (1 + 1e-12), to_string(m).c_str());
+            if (m != InitMethod::Zero)
+                QVERIFY(cloq::test::rel_diff(rel[0], solver.metrics(m, false).fro_rel) <
+                        cloq::test::tol::kFloat32Reference);
+            if (m == InitMethod::Zero) QVERIFY(rel.back() < 0.9 * rel.front());
+            if (m == InitMethod::Cloq) QVERIFY(rel.back() > 0.99 * rel.front());
+        }
+        cloq::test::expect_error([&] { fit_layer_adapter(W, W, H, LowRank{}, 0, o); }, {"rank 1"});
     }
 
     void rejectsBadOptionsAndShortTexts() {
