@@ -1,6 +1,7 @@
 #include "export_dialog.h"
 
 #include <QCheckBox>
+#include <QApplication>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDir>
@@ -17,8 +18,12 @@
 #include <QTemporaryDir>
 #include <QToolButton>
 #include <QVBoxLayout>
+#include <chrono>
+#include <future>
 
 #include "background_job.h"
+#include "layer_table_model.h"
+#include "overview_view.h"
 #include "cloq/base/error.h"
 #include "main_window.h"
 #include "model_session.h"
@@ -103,6 +108,13 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
     form->addRow(zrow);
     layout->addWidget(what);
 
+    // What the settings export to, per module kind, and which modules stay float and why: read before writing.
+    summary_ = new QLabel(this);
+    summary_->setObjectName("exportSummary");
+    summary_->setWordWrap(true);
+    summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    layout->addWidget(summary_);
+
     auto* profRow = new QHBoxLayout();
     loadProfile_ = new QPushButton("&Load profile…", this);
     loadProfile_->setToolTip("Replace the model's settings by those of a profile file");
@@ -145,7 +157,29 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
         updateEnabled();
     });
     connect(export_, &QPushButton::clicked, this, &ExportDialog::startExport);
+    connect(baseFormat_, &QComboBox::currentIndexChanged, this, &ExportDialog::updateSummary);
+    connect(window_->controller(), &SessionController::settingsChanged, this, &ExportDialog::updateSummary);
+    connect(window_->controller(), &SessionController::sessionOpened, this, &ExportDialog::updateSummary);
+    // An export with charts waits for the explorer to be current (the charts must show the exported settings).
+    connect(window_->controller(), &SessionController::analysisFinished, this, [this](bool complete) {
+        if (!waitingForAnalysis_) return;
+        waitingForAnalysis_ = false;
+        if (complete) {
+            startExport();
+        } else {
+            status_->setText("The analysis stopped before every layer was current, so the charts could not match "
+                             "the export: nothing was written. Export again to retry, or untick the charts.");
+            Q_EMIT exportFinished(false, status_->text());
+            updateEnabled();
+        }
+    });
     connect(cancel_, &QPushButton::clicked, this, [this] {
+        if (waitingForAnalysis_) {
+            waitingForAnalysis_ = false;
+            status_->setText("Export cancelled; nothing was written.");
+            Q_EMIT exportFinished(false, status_->text());
+            updateEnabled();
+        }
         if (job_) job_->cancel();
     });
     connect(close, &QPushButton::clicked, this, &QDialog::reject);
@@ -173,7 +207,31 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
     if (window_->session())
         folder_->setText(QDir::home().absoluteFilePath(QFileInfo(window_->session()->dir).fileName() + "-cloq"));
     updateEnabled();
-    resize(620, 480);
+    updateSummary();
+    resize(620, 560);
+}
+
+void ExportDialog::showEvent(QShowEvent* e) {
+    // A dialog reopened after a finished (or failed) export starts clean: the old outcome is not this export's.
+    if (!isRunning() && !waitingForAnalysis_) {
+        status_->clear();
+        progress_->setValue(0);
+    }
+    updateSummary();
+    QDialog::showEvent(e);
+}
+
+void ExportDialog::updateSummary() {
+    if (!window_->session()) {
+        summary_->clear();
+        return;
+    }
+    const QString base = baseFormat_->currentData().toString();
+    summary_->setText("<b>Will be written:</b><br>" +
+                      export_summary(*window_->session(), window_->controller()->resolvedProfile(), base)
+                          .toHtmlEscaped()
+                          .replace("\n", "<br>")
+                          .replace("  ", "&nbsp;&nbsp;"));
 }
 
 ExportRequest ExportDialog::request() const {
@@ -208,6 +266,11 @@ void ExportDialog::setRequest(const ExportRequest& r) {
 
 bool ExportDialog::isRunning() const { return job_ && job_->isRunning(); }
 QString ExportDialog::statusText() const { return status_->text(); }
+QString ExportDialog::summaryText() const {
+    return window_->session() ? export_summary(*window_->session(), window_->controller()->resolvedProfile(),
+                                               baseFormat_->currentData().toString())
+                              : QString();
+}
 
 void ExportDialog::updateEnabled() {
     const bool running = isRunning();
@@ -215,8 +278,9 @@ void ExportDialog::updateEnabled() {
     dtype_->setEnabled(adapter_->isChecked() && !running);
     chartFormat_->setEnabled(charts_->isChecked() && !running);
     zip_->setEnabled(zipOn_->isChecked() && !running);
-    export_->setEnabled(!running && !folder_->text().trimmed().isEmpty() && window_->session());
-    cancel_->setEnabled(running);
+    export_->setEnabled(!running && !waitingForAnalysis_ && !folder_->text().trimmed().isEmpty() &&
+                        window_->session());
+    cancel_->setEnabled(running || waitingForAnalysis_);
 }
 
 void ExportDialog::startExport() {
@@ -227,6 +291,18 @@ void ExportDialog::startExport() {
         Q_EMIT exportFinished(false, status_->text());
         return;
     }
+    SessionController* controller = window_->controller();
+    if (req.charts && controller->layers()->currentCount() < controller->layers()->analysableCount()) {
+        // Rows are still being recomputed for the current settings: the charts would show older numbers.
+        waitingForAnalysis_ = true;
+        status_->setText(QString("Waiting for %1 layers to be recomputed, so that the charts show the exported "
+                                 "settings…")
+                             .arg(controller->layers()->analysableCount() - controller->layers()->currentCount()));
+        updateEnabled();
+        controller->analyzeAll();  // no-op while a pass is running; starts one when none is
+        return;
+    }
+    const ResolvedProfile resolved = controller->resolvedProfile();
     // Charts are widgets: render them here, on the UI thread, into a scratch folder the job moves into OUT.
     auto scratch = std::make_shared<QTemporaryDir>();
     QString chartsDir;
@@ -234,6 +310,15 @@ void ExportDialog::startExport() {
         chartsDir = scratch->path();
         try {
             render_charts(window_, chartsDir, req.chart_format);
+            if (!req.report) {
+                // No report.json to draw from: the overview of the (current) explorer rows, with the modules the
+                // export keeps in float left out as it leaves them.
+                QVector<LayerRow> rows = controller->layers()->layers();
+                const auto floats = export_float_modules(*window_->session(), resolved, req.base_format);
+                for (LayerRow& r : rows)
+                    if (floats.count(r.name.toStdString())) r.skipped = true;
+                render_report_overview(rows, window_->overviewView()->size(), chartsDir, req.chart_format);
+            }
         } catch (const std::exception& e) {
             status_->setText(QString::fromStdString(cloq::error_message(e)));
             Q_EMIT exportFinished(false, status_->text());
@@ -241,7 +326,7 @@ void ExportDialog::startExport() {
         }
     }
     auto session = window_->sessionPtr();
-    const SettingsProfile profile = window_->controller()->currentProfile();
+    const SettingsProfile profile = make_profile(resolved);
     auto* job = new BackgroundJob("Export", this);
     job_ = job;
     connect(job, &BackgroundJob::progressed, this, [this](double f, const QString& step) {
@@ -265,8 +350,33 @@ void ExportDialog::startExport() {
     connect(job, &BackgroundJob::finished, job, &QObject::deleteLater);
     status_->setText("Exporting…");
     progress_->setValue(0);
-    job->start([session, profile, req, chartsDir, scratch](const Progress& p) {
-        run_export(*session, profile, req, chartsDir, p);
+    // With the report written, the overview is drawn from it: on the UI thread (widgets), while the worker waits
+    // before the commit, polling for cancellation so a closing window can never deadlock with it.
+    std::function<void(const std::string&, const Progress&)> before_commit;
+    const QSize overviewSize = window_->overviewView()->size();
+    if (req.charts && req.report)
+        before_commit = [overviewSize, format = req.chart_format](const std::string& temp_out, const Progress& p) {
+            auto result = std::make_shared<std::promise<std::string>>();
+            std::future<std::string> done = result->get_future();
+            const QString out = QString::fromStdString(temp_out);
+            QMetaObject::invokeMethod(
+                qApp,
+                [result, out, overviewSize, format] {
+                    try {
+                        render_report_overview(rows_from_report((out + "/report.json").toStdString()), overviewSize,
+                                               out + "/charts", format);
+                        result->set_value({});
+                    } catch (const std::exception& e) {
+                        result->set_value(cloq::error_message(e));
+                    }
+                },
+                Qt::QueuedConnection);
+            while (done.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready)
+                p.cancel.throw_if_cancelled();
+            if (const std::string err = done.get(); !err.empty()) throw Error(err);
+        };
+    job->start([session, profile, req, chartsDir, scratch, before_commit](const Progress& p) {
+        run_export(*session, profile, req, chartsDir, p, before_commit);
     });
     updateEnabled();
 }

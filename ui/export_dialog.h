@@ -31,6 +31,7 @@ public:
     bool isRunning() const;
     BackgroundJob* job() const { return job_; }
     QString statusText() const;
+    QString summaryText() const;
 
     QLineEdit* folderEdit() const { return folder_; }
     QPushButton* exportButton() const { return export_; }
@@ -39,8 +40,14 @@ public:
 Q_SIGNALS:
     void exportFinished(bool ok, const QString& message);
 
+protected:
+    void showEvent(QShowEvent* e) override;
+
 private:
     void updateEnabled();
+    void updateSummary();
+    bool waitingForAnalysis_ = false;  // charts requested while rows were stale: starts when they are current
+    QLabel* summary_ = nullptr;
     MainWindow* window_;
     QLineEdit *folder_ = nullptr, *zip_ = nullptr;
     QCheckBox *adapter_ = nullptr, *base_ = nullptr, *profile_ = nullptr, *report_ = nullptr, *charts_ = nullptr,

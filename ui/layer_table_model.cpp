@@ -3,6 +3,7 @@
 #include <QApplication>
 #include <QColor>
 #include <QPalette>
+#include <algorithm>
 #include <cmath>
 
 #include "theme.h"
@@ -11,8 +12,10 @@ namespace cloq::ui {
 namespace {
 QString group_text(int g) { return g < 0 ? QString("chan") : QString::number(g); }
 QString split_text(Split s) { return QString::fromStdString(cloq::to_string(s)); }
+// The value a metric column shows: stale metrics too (greyed by cellData), so a row never goes blank while it is
+// recomputed; the heat scale and the block means use current rows only.
 double metric_of(const LayerRow& r, int column) {
-    if (!r.has_metrics) return NAN;
+    if (!r.has_metrics || r.skipped) return NAN;
     switch (column) {
     case LayerTableModel::Zero:
         return r.zero.fro_rel;
@@ -69,6 +72,7 @@ void LayerTableModel::recomputeScale() {
     scaleHi_ = -INFINITY;
     for (const LayerRow& r : rows_)
         for (int c : {Zero, Loftq, Cloq}) {
+            if (!r.current()) continue;
             const double v = metric_of(r, c);
             if (std::isfinite(v)) {
                 scaleLo_ = std::min(scaleLo_, v);
@@ -91,33 +95,71 @@ QColor LayerTableModel::heatColor(double v) const {
                             static_cast<float>(base.blueF() * (1 - w) + target.blueF() * w));
 }
 
-void LayerTableModel::updateSettings(const QString& name, const LayerSettings& s, bool overridden) {
-    const auto it = byName_.find(name);
-    if (it == byName_.end()) return;
-    rows_[*it].settings = s;
-    rows_[*it].overridden = overridden;
-    const QModelIndex a = indexOfLayer(name, 0), b = indexOfLayer(name, ColumnCount - 1);
-    Q_EMIT dataChanged(a, b);
-}
-
-void LayerTableModel::updateMetrics(const QString& name, const MethodMetrics& zero, const MethodMetrics& loftq,
-                                    const MethodMetrics& cloq) {
+void LayerTableModel::updateSettings(const QString& name, const LayerSettings& s, bool overridden, bool skipped) {
     const auto it = byName_.find(name);
     if (it == byName_.end()) return;
     LayerRow& r = rows_[*it];
+    const bool was_current = r.current();
+    r.settings = s;
+    r.overridden = overridden;
+    r.skipped = skipped;
+    if (was_current != r.current()) {
+        // The row left (or rejoined) the heat scale: every colour may move.
+        recomputeScale();
+        emitAllChanged();
+        return;
+    }
+    const QModelIndex a = indexOfLayer(name, 0), b = indexOfLayer(name, ColumnCount - 1);
+    Q_EMIT dataChanged(a, b);
+    if (!flat_) {
+        const QModelIndex p = a.parent();
+        Q_EMIT dataChanged(p.siblingAtColumn(0), p.siblingAtColumn(ColumnCount - 1));
+    }
+}
+
+void LayerTableModel::updateAllSettings(const std::function<void(LayerRow&)>& edit) {
+    for (LayerRow& r : rows_) edit(r);
+    recomputeScale();
+    emitAllChanged();
+}
+
+void LayerTableModel::emitAllChanged() {
+    if (rowCount() == 0) return;
+    Q_EMIT dataChanged(index(0, 0), index(rowCount() - 1, ColumnCount - 1));
+    if (!flat_)
+        for (int b = 0; b < blocks_.size(); ++b)
+            Q_EMIT dataChanged(index(0, 0, index(b, 0)), index(blockRows_[b].size() - 1, ColumnCount - 1, index(b, 0)));
+}
+
+int LayerTableModel::analysableCount() const {
+    return static_cast<int>(std::count_if(rows_.begin(), rows_.end(), [](const LayerRow& r) { return !r.skipped; }));
+}
+
+int LayerTableModel::currentCount() const {
+    return static_cast<int>(std::count_if(rows_.begin(), rows_.end(), [](const LayerRow& r) { return r.current(); }));
+}
+
+QStringList LayerTableModel::pendingLayers() const {
+    QStringList out;
+    for (const LayerRow& r : rows_)
+        if (!r.skipped && !r.current()) out << r.name;
+    return out;
+}
+
+void LayerTableModel::updateMetrics(const QString& name, const LayerSettings& computed_under,
+                                    const MethodMetrics& zero, const MethodMetrics& loftq, const MethodMetrics& cloq) {
+    const auto it = byName_.find(name);
+    if (it == byName_.end()) return;
+    LayerRow& r = rows_[*it];
+    r.metrics_settings = computed_under;
     r.zero = zero;
     r.loftq = loftq;
     r.cloq = cloq;
     r.has_metrics = zero.valid && cloq.valid;
     const double lo = scaleLo_, hi = scaleHi_;
     recomputeScale();
-    if ((lo != scaleLo_ || hi != scaleHi_) && rowCount() > 0) {
-        // Every heat colour moved: repaint all rows.
-        Q_EMIT dataChanged(index(0, 0), index(rowCount() - 1, ColumnCount - 1));
-        if (!flat_)
-            for (int b = 0; b < blocks_.size(); ++b)
-                Q_EMIT dataChanged(index(0, 0, index(b, 0)),
-                                   index(blockRows_[b].size() - 1, ColumnCount - 1, index(b, 0)));
+    if (lo != scaleLo_ || hi != scaleHi_) {
+        emitAllChanged();  // every heat colour moved: repaint all rows
     } else {
         Q_EMIT dataChanged(indexOfLayer(name, 0), indexOfLayer(name, ColumnCount - 1));
         if (!flat_) {
@@ -232,10 +274,12 @@ QVariant LayerTableModel::cellData(const LayerRow& r, int column, int role) cons
         case Split:
             return split_text(r.settings.split);
         default:
+            if (r.skipped) return column == Zero ? QString("float") : QString();
             if (!std::isfinite(m)) return QString("—");
             return column == Gain ? QString("%1 %").arg(m, 0, 'f', 1) : QString::number(m, 'f', 3);
         }
     }
+    if (role == StaleRole) return r.stale() || (!r.skipped && !r.has_metrics);
     if (role == SortRole) {
         switch (column) {
         case Module:
@@ -254,13 +298,22 @@ QVariant LayerTableModel::cellData(const LayerRow& r, int column, int role) cons
             return std::isfinite(m) ? m : -1.0;
         }
     }
-    if (role == Qt::BackgroundRole && metric_col && column != Gain && std::isfinite(m)) return heatColor(m);
+    if (role == Qt::BackgroundRole && metric_col && column != Gain && std::isfinite(m) && r.current())
+        return heatColor(m);
+    // Stale numbers stay readable but greyed and italic: they belong to older settings and are being recomputed.
+    if (role == Qt::ForegroundRole && metric_col && r.stale())
+        return QApplication::palette().color(QPalette::Disabled, QPalette::Text);
     if (role == HeatRole && metric_col) return m;
     if (role == Qt::TextAlignmentRole && column != Module)
         return QVariant::fromValue(Qt::Alignment(Qt::AlignRight | Qt::AlignVCenter));
     if (role == Qt::FontRole && r.overridden && (column >= Bits && column <= Split)) {
         QFont f;
         f.setBold(true);  // bold settings = this layer overrides the model default
+        return f;
+    }
+    if (role == Qt::FontRole && metric_col && r.stale()) {
+        QFont f;
+        f.setItalic(true);
         return f;
     }
     if (role == Qt::ToolTipRole) {
@@ -273,11 +326,20 @@ QVariant LayerTableModel::cellData(const LayerRow& r, int column, int role) cons
                           .arg(r.settings.rank)
                           .arg(split_text(r.settings.split))
                           .arg(r.overridden ? " (own settings)" : "");
+        if (r.skipped) return tip + "<br>left unquantized (float) by the loaded profile";
         if (r.has_metrics)
             tip += QString("<br>relative ‖X(Q+BA−W)ᵀ‖_F: zero %1, LoftQ %2, CLoQ %3")
                        .arg(r.zero.fro_rel, 0, 'g', 4)
                        .arg(r.loftq.fro_rel, 0, 'g', 4)
                        .arg(r.cloq.fro_rel, 0, 'g', 4);
+        if (r.stale())
+            tip += QString("<br><i>computed at %1-bit, group %2, rank %3, split %4: recomputing…</i>")
+                       .arg(r.metrics_settings.quant.bits)
+                       .arg(group_text(r.metrics_settings.quant.group))
+                       .arg(r.metrics_settings.rank)
+                       .arg(split_text(r.metrics_settings.split));
+        else if (!r.has_metrics)
+            tip += "<br><i>not analysed yet</i>";
         return tip;
     }
     return {};
@@ -290,6 +352,7 @@ QVariant LayerTableModel::blockData(int b, int column, int role) const {
         double s = 0;
         int n = 0;
         for (int i : members) {
+            if (!rows_[i].current()) continue;  // a block mean of mixed settings would describe neither
             const double v = metric_of(rows_[i], col);
             if (std::isfinite(v)) s += v, ++n;
         }

@@ -5,6 +5,7 @@
 #include <QAbstractItemModel>
 #include <QHash>
 #include <QVector>
+#include <functional>
 
 #include "cloq/settings/settings.h"
 #include "layer_report.h"
@@ -18,15 +19,22 @@ struct LayerRow {
     int64_t out = 0, in = 0;
     LayerSettings settings;
     bool overridden = false;
+    bool skipped = false;  // left unquantized by the loaded profile: nothing to analyse
     bool has_metrics = false;
+    LayerSettings metrics_settings;  // the settings the metrics were computed under
     MethodMetrics zero, loftq, cloq;
+
+    // Metrics are shown as current only when they were computed under the row's settings; otherwise they are
+    // stale (greyed, "recomputing…") until the background analysis replaces them.
+    bool current() const { return has_metrics && !skipped && metrics_settings == settings; }
+    bool stale() const { return has_metrics && !current(); }
 };
 
 class LayerTableModel : public QAbstractItemModel {
     Q_OBJECT
 public:
     enum Column { Module, Shape, Bits, Group, Rank, Split, Zero, Loftq, Cloq, Gain, ColumnCount };
-    enum Role { SortRole = Qt::UserRole, NameRole, HeatRole };
+    enum Role { SortRole = Qt::UserRole, NameRole, HeatRole, StaleRole };  // StaleRole: metrics not current
 
     explicit LayerTableModel(QObject* parent = nullptr);
 
@@ -34,12 +42,18 @@ public:
     void clear();
     void setFlat(bool flat);
     bool isFlat() const { return flat_; }
-    void updateSettings(const QString& name, const LayerSettings& s, bool overridden);
-    void updateMetrics(const QString& name, const MethodMetrics& zero, const MethodMetrics& loftq,
-                       const MethodMetrics& cloq);
+    void updateSettings(const QString& name, const LayerSettings& s, bool overridden, bool skipped = false);
+    // Settings of every row at once (a whole-model change, a profile): one rescale and one repaint.
+    void updateAllSettings(const std::function<void(LayerRow&)>& edit);
+    // `computed_under` are the settings the metrics belong to: a late answer to older settings lands as stale.
+    void updateMetrics(const QString& name, const LayerSettings& computed_under, const MethodMetrics& zero,
+                       const MethodMetrics& loftq, const MethodMetrics& cloq);
     void clearMetrics();
 
     int layerCount() const { return rows_.size(); }
+    int analysableCount() const;      // rows not skipped
+    int currentCount() const;         // rows whose metrics belong to their settings
+    QStringList pendingLayers() const;  // analysable rows without current metrics, in model order
     const LayerRow* layer(const QString& name) const;
     const QVector<LayerRow>& layers() const { return rows_; }
     QModelIndex indexOfLayer(const QString& name, int column = 0) const;
@@ -55,6 +69,7 @@ public:
 private:
     static constexpr quintptr kBlockId = ~quintptr(0);  // internal id of block rows (children store their block)
     void rebuildIndex();
+    void emitAllChanged();
     void recomputeScale();
     QVariant cellData(const LayerRow& r, int column, int role) const;
     QVariant blockData(int block, int column, int role) const;

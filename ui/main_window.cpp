@@ -133,6 +133,8 @@ void MainWindow::connectController() {
     connect(controller_, &SessionController::jobStarted, this, [this](BackgroundJob* job) { jobs_->track(job); });
     connect(controller_, &SessionController::jobEnded, this, &MainWindow::jobEnded);
     connect(controller_, &SessionController::settingsChanged, this, [this] {
+        overviewDirty_ = true;  // rows went stale: the overview drops them until they are recomputed
+        refreshOverview();
         if (currentLayer_.isEmpty()) return;
         if (const LayerRow* row = layers_->layer(currentLayer_))
             settings_->setLayer(currentLayer_, row->kind, row->out, row->in,
@@ -146,6 +148,7 @@ void MainWindow::connectController() {
     connect(controller_, &SessionController::analysisFinished, this, &MainWindow::analysisFinished);
     connect(controller_, &SessionController::perplexityState, overview_, &OverviewView::setPerplexityState);
     connect(controller_, &SessionController::perplexityReady, overview_, &OverviewView::setPerplexity);
+    connect(controller_, &SessionController::perplexityCleared, overview_, &OverviewView::clearPerplexity);
     connect(controller_, &SessionController::perplexityFinished, this, &MainWindow::perplexityFinished);
 }
 
@@ -433,7 +436,7 @@ void MainWindow::onReport(const LayerReport& r) {
     const QString name = QString::fromStdString(r.name);
     if (!r.loftq_pending) {
         haveFinal_ = true;
-        layers_->updateMetrics(name, r.zero, r.loftq, r.cloq);
+        layers_->updateMetrics(name, r.settings, r.zero, r.loftq, r.cloq);
         overviewDirty_ = true;
         refreshOverview();
         layerState_->setText(QString("<b>%1</b> — %2×%3, solved in %4 ms (quantizer %5 ms)")

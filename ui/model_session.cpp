@@ -125,6 +125,9 @@ void analyze_all_layers(const ModelSession& session, const ResolvedProfile& prof
     // The engine's whole-model analysis (the numbers of `cloq analyze --profile`), records converted as they come.
     AnalysisOptions opt;
     opt.profile = profile;
+    // The explorer and the overview show Frobenius discrepancies; the spectral norms (a Lanczos run per init)
+    // are drawn for the selected layer by its own worker, so the background fill skips them.
+    opt.spectral = false;
     opt.on_layer = [&](const LayerAnalysis& a) {
         LayerMetricsRecord rec;
         rec.name = a.layer.name();

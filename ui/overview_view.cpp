@@ -174,7 +174,8 @@ void OverviewView::setRows(const QVector<LayerRow>& rows) {
             }
         xs_.append(rows[i].block + (k + 0.5) / std::max(1, n));
         names_.append(rows[i].name);
-        if (!rows[i].has_metrics) continue;
+        // Only numbers computed under the rows' current settings are drawn; stale rows are counted below.
+        if (!rows[i].current()) continue;
         ++analysed_;
         const double x = xs_.back();
         z.append(QPointF(x, rows[i].zero.fro_rel));
@@ -195,16 +196,29 @@ void OverviewView::setRows(const QVector<LayerRow>& rows) {
     x_->setRange(0, std::max(1, nblocks));
     y_->setRange(0, top > 0 ? top * 1.08 : 1.0);
     y_->applyNiceNumbers();
+    int analysable = 0, stale = 0;
+    for (const LayerRow& r : rows) analysable += !r.skipped, stale += r.stale();
+    QString recomputing = stale ? QString(" <i>%1 recomputing…</i>").arg(stale) : QString();
+    if (rows.size() > analysable) recomputing += QString(" %1 kept in float.").arg(rows.size() - analysable);
     if (analysed_ > 0)
-        caption_->setText(QString("%1 of %2 layers analysed. CLoQ ≤ LoftQ on <b>%3</b> of them; mean relative "
+        caption_->setText(QString("%1 of %2 layers current.%6 CLoQ ≤ LoftQ on <b>%3</b> of them; mean relative "
                                   "discrepancy CLoQ %4 vs LoftQ %5.")
                               .arg(analysed_)
-                              .arg(rows.size())
+                              .arg(analysable)
                               .arg(wins)
-                              .arg(format_number(sum_c / analysed_), format_number(sum_l / analysed_)));
+                              .arg(format_number(sum_c / analysed_), format_number(sum_l / analysed_), recomputing));
     else
-        caption_->setText(QString("%1 layers; none analysed yet.").arg(rows.size()));
+        caption_->setText(QString("%1 layers; none current yet.%2").arg(analysable).arg(recomputing));
 }
+
+void OverviewView::clearPerplexity(const QString& why) {
+    for (int i = 0; i < 4; ++i) pplSet_->replace(i, 0);
+    pplAxis_->setRange(0, 1);
+    pplState_->setText(why);
+    ppl_->setEnabled(true);
+}
+
+QString OverviewView::caption() const { return caption_->text(); }
 
 void OverviewView::setAnalysisState(const QString& text, bool running) {
     analysisState_->setText(text);

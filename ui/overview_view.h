@@ -28,8 +28,10 @@ public:
     void setAnalysisState(const QString& text, bool running);
     void setPerplexityState(const QString& text, bool running);
     void setPerplexity(const PerplexitySummary& r);
+    void clearPerplexity(const QString& why);  // bars emptied, `why` shown instead of the numbers
     void restyle() override;
     int analysedCount() const { return analysed_; }
+    QString caption() const;  // the text under the chart (what it draws, in words)
 
     QLineSeries* cloqSeries() const { return cloq_; }
     QLineSeries* loftqSeries() const { return loftq_; }

@@ -2,6 +2,7 @@
 
 #include <QFileInfo>
 #include <QSettings>
+#include <QTimer>
 #include <algorithm>
 
 #include "background_job.h"
@@ -16,7 +17,13 @@ constexpr int kMaxRecent = 8;
 QString short_kind(const QString& name) { return name.section('.', -1); }
 }  // namespace
 
-SessionController::SessionController(QObject* parent) : QObject(parent), layers_(new LayerTableModel(this)) {}
+SessionController::SessionController(QObject* parent)
+    : QObject(parent), layers_(new LayerTableModel(this)), refreshTimer_(new QTimer(this)) {
+    // Settings often change in bursts (a slider, "apply to kind"): one restart after the burst, not one per edit.
+    refreshTimer_->setSingleShot(true);
+    refreshTimer_->setInterval(150);
+    connect(refreshTimer_, &QTimer::timeout, this, &SessionController::startAnalysis);
+}
 
 SessionController::~SessionController() { cancelJobs(); }
 
@@ -73,10 +80,11 @@ void SessionController::onSessionOpened(std::shared_ptr<const ModelSession> sess
         rows.append(r);
     }
     layers_->setLayers(rows);
-    for (const LayerRow& r : layers_->layers()) layers_->updateSettings(r.name, effectiveSettings(r.name), false);
+    syncRows();
     Q_EMIT sessionOpened();
-    // Small models are analysed right away so the explorer's colours and the overview fill in by themselves.
-    if (session_->files.config.num_parameters() <= 50'000'000) analyzeAll();
+    // The explorer and the overview fill in by themselves, a layer at a time (the selected one comes first from
+    // the window's layer worker).
+    if (autoAnalysis_) startAnalysis();
 }
 
 // ------------------------------------------------------------------------------------------------ settings
@@ -91,9 +99,18 @@ LayerSettings SessionController::effectiveSettings(const QString& layer) const {
     return clampForLayer(overrides_.value(layer, defaults_), layer);
 }
 
+void SessionController::syncRows() {
+    layers_->updateAllSettings([this](LayerRow& r) {
+        r.settings = effectiveSettings(r.name);
+        r.overridden = hasOverride(r.name);
+        r.skipped = skipped_.count(r.name.toStdString()) > 0;
+    });
+}
+
 void SessionController::setOverride(const QString& layer, const LayerSettings& s) {
     overrides_.insert(layer, s);
-    layers_->updateSettings(layer, effectiveSettings(layer), true);
+    layers_->updateSettings(layer, effectiveSettings(layer), true, skipped_.count(layer.toStdString()) > 0);
+    scheduleRefresh();
 }
 
 int SessionController::applyToKind(const QString& layer) {
@@ -113,14 +130,16 @@ int SessionController::applyToKind(const QString& layer) {
 void SessionController::applyToModel(const QString& layer) {
     defaults_ = effectiveSettings(layer);
     overrides_.clear();
-    for (const LayerRow& r : layers_->layers()) layers_->updateSettings(r.name, effectiveSettings(r.name), false);
+    syncRows();
+    scheduleRefresh();
     Q_EMIT statusMessage("These settings are now the model defaults.", 5000);
     Q_EMIT settingsChanged();
 }
 
 void SessionController::resetLayer(const QString& layer) {
     overrides_.remove(layer);
-    layers_->updateSettings(layer, effectiveSettings(layer), false);
+    layers_->updateSettings(layer, effectiveSettings(layer), false, skipped_.count(layer.toStdString()) > 0);
+    scheduleRefresh();
     Q_EMIT settingsChanged();
 }
 
@@ -133,8 +152,8 @@ void SessionController::loadProfile(const QString& path) {
     overrides_.clear();
     for (const auto& [name, s] : resolved.overrides) overrides_.insert(QString::fromStdString(name), s);
     skipped_ = resolved.skipped;
-    for (const LayerRow& r : layers_->layers())
-        layers_->updateSettings(r.name, effectiveSettings(r.name), hasOverride(r.name));
+    syncRows();
+    scheduleRefresh();
     Q_EMIT settingsChanged();
     Q_EMIT statusMessage("Loaded profile " + path, 5000);
 }
@@ -183,39 +202,96 @@ BackgroundJob* SessionController::currentJob() const {
 }
 
 void SessionController::cancelJobs() {
+    refreshTimer_->stop();
+    restartAnalysis_ = false;  // a user's cancel is final until the settings change again
     for (const auto& j : {openJob_, analysisJob_, perplexityJob_})
         if (j) j->cancel();
 }
 
+void SessionController::setAutoAnalysis(bool on) {
+    autoAnalysis_ = on;
+    if (on) scheduleRefresh();
+}
+
 void SessionController::analyzeAll() {
-    if (!session_ || (analysisJob_ && analysisJob_->isRunning())) return;
-    auto session = session_;
-    // Settings are captured now: later edits apply to the next analysis.
-    const ResolvedProfile snapshot = resolvedProfile();
-    BackgroundJob* job = newJob("Analyzing all layers");
-    auto* relay = new LayerRecordRelay(job);
-    connect(relay, &LayerRecordRelay::recorded, this, [this](const LayerMetricsRecord& rec) {
-        layers_->updateMetrics(QString::fromStdString(rec.name), rec.zero, rec.loftq, rec.cloq);
-        Q_EMIT metricsChanged();
-        int analysed = 0;
-        for (const LayerRow& r : layers_->layers()) analysed += r.has_metrics;
-        Q_EMIT analysisState(QString("Analyzing… %1 of %2 layers done.").arg(analysed).arg(layers_->layerCount()),
-                             true);
-    });
-    connect(job, &BackgroundJob::succeeded, this, [this] {
-        Q_EMIT analysisState(QString("All %1 layers analysed.").arg(layers_->layerCount()), false);
+    refreshTimer_->stop();
+    startAnalysis();
+}
+
+void SessionController::scheduleRefresh() {
+    if (!session_) return;
+    // A perplexity belongs to the settings it was computed under: after a change it is withdrawn, not left up.
+    if (perplexityJob_ && perplexityJob_->isRunning()) perplexityJob_->cancel();
+    if (perplexity_) {
+        perplexity_.reset();
+        Q_EMIT perplexityCleared("The settings changed since the last perplexity: compute it again.");
+    }
+    // The running pass computes under settings that are no longer current: its remaining answers would land
+    // stale, so it stops now and the next pass starts from the rows that are not current.
+    if (analysisJob_ && analysisJob_->isRunning()) {
+        restartAnalysis_ = true;
+        analysisJob_->cancel();
+        return;
+    }
+    if (autoAnalysis_) refreshTimer_->start();
+}
+
+void SessionController::reportAnalysisState(bool busy) {
+    const int current = layers_->currentCount(), total = layers_->analysableCount();
+    const int skipped = layers_->layerCount() - total;
+    const QString skip = skipped ? QString(" (%1 left in float)").arg(skipped) : QString();
+    if (current == total)
+        Q_EMIT analysisState(QString("All %1 layers analysed%2.").arg(total).arg(skip), busy);
+    else if (busy)
+        Q_EMIT analysisState(
+            QString("Analyzing… %1 of %2 layers current%3; the rest are recomputing.").arg(current).arg(total).arg(skip),
+            true);
+    else
+        Q_EMIT analysisState(QString("%1 of %2 layers current%3.").arg(current).arg(total).arg(skip), false);
+}
+
+void SessionController::startAnalysis() {
+    if (!session_) return;
+    if (analysisJob_ && analysisJob_->isRunning()) {
+        if (restartAnalysis_) return;  // the cancelled pass restarts when it has stopped
+        return;                        // a pass over the current settings is running already
+    }
+    const QStringList pending = layers_->pendingLayers();
+    if (pending.isEmpty()) {
+        reportAnalysisState(false);
         Q_EMIT analysisFinished(true);
+        return;
+    }
+    auto session = session_;
+    // Settings are captured now; every answer is stored with the settings it was computed under, so an answer
+    // that arrives after a change lands stale, never as current.
+    ResolvedProfile snapshot = resolvedProfile();
+    for (const LayerRow& r : layers_->layers())
+        if (r.current()) snapshot.skipped.insert(r.name.toStdString());  // already current: not recomputed
+    BackgroundJob* job = newJob("Analyzing layers");
+    auto* relay = new LayerRecordRelay(job);
+    connect(relay, &LayerRecordRelay::recorded, this, [this, snapshot](const LayerMetricsRecord& rec) {
+        layers_->updateMetrics(QString::fromStdString(rec.name), snapshot.settings_for(rec.name), rec.zero,
+                               rec.loftq, rec.cloq);
+        Q_EMIT metricsChanged();
+        reportAnalysisState(true);
     });
-    connect(job, &BackgroundJob::cancelled, this, [this] {
-        Q_EMIT analysisState("Analysis cancelled; finished layers are kept.", false);
-        Q_EMIT analysisFinished(false);
-    });
-    connect(job, &BackgroundJob::failed, this, [this](const QString& m) {
-        Q_EMIT analysisState("Analysis failed: " + m, false);
-        Q_EMIT analysisFinished(false);
-    });
+    // A pass cancelled for newer settings is followed by the next one at once, without an "ended" report.
+    auto ended = [this](bool complete, const QString& failure) {
+        if (restartAnalysis_) {
+            restartAnalysis_ = false;
+            QTimer::singleShot(0, this, &SessionController::startAnalysis);
+            return;
+        }
+        if (!failure.isEmpty()) Q_EMIT analysisState("Analysis failed: " + failure, false);
+        else reportAnalysisState(false);
+        Q_EMIT analysisFinished(complete && layers_->currentCount() == layers_->analysableCount());
+    };
+    connect(job, &BackgroundJob::succeeded, this, [ended] { ended(true, {}); });
+    connect(job, &BackgroundJob::cancelled, this, [ended] { ended(false, {}); });
+    connect(job, &BackgroundJob::failed, this, [ended](const QString& m) { ended(false, m); });
     analysisJob_ = job;
-    Q_EMIT analysisState("Analyzing…", true);
+    reportAnalysisState(true);
     job->start([session, snapshot, relay = QPointer<LayerRecordRelay>(relay)](const Progress& p) {
         analyze_all_layers(
             *session, snapshot,
@@ -227,7 +303,11 @@ void SessionController::analyzeAll() {
 }
 
 void SessionController::computePerplexity() {
-    if (!session_ || (perplexityJob_ && perplexityJob_->isRunning())) return;
+    if (!session_) {
+        Q_EMIT statusMessage("Open a model first: perplexity needs a model and its calibration text.", 8000);
+        return;
+    }
+    if (perplexityJob_ && perplexityJob_->isRunning()) return;
     auto session = session_;
     const ResolvedProfile snapshot = resolvedProfile();
     BackgroundJob* job = newJob("Perplexity");
@@ -242,7 +322,7 @@ void SessionController::computePerplexity() {
         Q_EMIT perplexityFinished(true);
     });
     connect(job, &BackgroundJob::cancelled, this, [this] {
-        Q_EMIT perplexityState("Perplexity cancelled.", false);
+        Q_EMIT perplexityCleared("Perplexity cancelled; no perplexity of the current settings yet.");
         Q_EMIT perplexityFinished(false);
     });
     connect(job, &BackgroundJob::failed, this, [this](const QString& m) {

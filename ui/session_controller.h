@@ -51,7 +51,13 @@ public:
     ResolvedProfile resolvedProfile() const;  // the same per module: what analysis, perplexity and export run under
 
     // --- whole-model jobs
+    // Every explorer row derives from the current settings: a settings change marks the rows it touches stale
+    // (LayerRow::current), and a background analysis recomputes every row that is not current, restarting when
+    // the settings change again. The selected layer is solved first by the window's layer worker, which reports
+    // into the same rows. On by default; analyzeAll() runs the same pass on demand when it is off.
     void analyzeAll();
+    void setAutoAnalysis(bool on);
+    bool autoAnalysis() const { return autoAnalysis_; }
     void computePerplexity();
     void cancelJobs();
     BackgroundJob* currentJob() const;  // the running whole-model job, if any
@@ -71,6 +77,7 @@ Q_SIGNALS:
     void perplexityState(const QString& text, bool busy);
     void perplexityReady(const cloq::ui::PerplexitySummary& r);
     void perplexityFinished(bool ok);
+    void perplexityCleared(const QString& why);  // the shown perplexity no longer belongs to the settings
     void jobStarted(cloq::ui::BackgroundJob* job);
     void jobEnded(const QString& title, const QString& outcome);  // "ok", "cancelled" or the error message
 
@@ -78,6 +85,10 @@ private:
     void onSessionOpened(std::shared_ptr<const ModelSession> session);
     void addRecent(const QString& dir);
     LayerSettings clampForLayer(LayerSettings s, const QString& layer) const;
+    void syncRows();          // every row's settings from defaults, overrides and skipped modules
+    void scheduleRefresh();   // rows went stale: (re)start the background analysis soon
+    void startAnalysis();     // one pass over the rows that are not current
+    void reportAnalysisState(bool busy);
 
     LayerTableModel* layers_ = nullptr;
     std::shared_ptr<const ModelSession> session_;
@@ -86,6 +97,9 @@ private:
     std::set<std::string> skipped_;  // modules a loaded profile leaves unquantized (kept when saving)
     std::optional<PerplexitySummary> perplexity_;
     QPointer<BackgroundJob> openJob_, analysisJob_, perplexityJob_;
+    class QTimer* refreshTimer_ = nullptr;
+    bool autoAnalysis_ = true;
+    bool restartAnalysis_ = false;  // the running pass is cancelled because its settings are outdated
 };
 
 }  // namespace cloq::ui

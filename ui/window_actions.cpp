@@ -124,6 +124,13 @@ WindowActions::WindowActions(MainWindow* w) : QObject(w) {
     QAction* all = analysis->addAction("&Analyze all layers");
     all->setShortcut(QKeySequence("Ctrl+Shift+A"));
     connect(all, &QAction::triggered, w, &MainWindow::analyzeAll);
+    // On: every settings change recomputes the rows it made stale in the background. Off: they stay greyed
+    // until "Analyze all layers" (for a slow machine on a big model).
+    QAction* fill = analysis->addAction("&Keep every layer current");
+    fill->setCheckable(true);
+    fill->setChecked(w->controller()->autoAnalysis());
+    fill->setToolTip("Recompute stale explorer rows in the background after every settings change");
+    connect(fill, &QAction::toggled, w->controller(), &SessionController::setAutoAnalysis);
     QAction* ppl = analysis->addAction("Compute &perplexity");
     ppl->setShortcut(QKeySequence("Ctrl+Shift+P"));
     connect(ppl, &QAction::triggered, w, &MainWindow::computePerplexity);

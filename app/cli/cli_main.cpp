@@ -19,6 +19,8 @@ const std::vector<Command>& commands() {
         {"dequantize", "turn an exported GPTQ base into a plain float16 model", cmd_dequantize},
         {"finetune", "LoRA fine-tune the quantized model from each init: loss/perplexity curves + adapters",
          cmd_finetune},
+        {"plan", "per-layer bits and ranks for a size budget (exact knapsack on the calibrated discrepancies)",
+         cmd_plan},
     };
     return table;
 }

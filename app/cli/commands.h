@@ -14,4 +14,5 @@ int cmd_analyze(const Args& args, std::ostream& out, std::ostream& err);
 int cmd_quantize(const Args& args, std::ostream& out, std::ostream& err);
 int cmd_dequantize(const Args& args, std::ostream& out, std::ostream& err);
 int cmd_finetune(const Args& args, std::ostream& out, std::ostream& err);
+int cmd_plan(const Args& args, std::ostream& out, std::ostream& err);
 }  // namespace cloq::cli

@@ -53,7 +53,7 @@ def table(c, svg_rel, peer=None):
     s = c["settings"]
     cal, tr, ev = c["calibration"], c["train"], c["eval"]
     lines = [
-        f"{os.path.basename(c['model'].rstrip('/'))}, {s['bits']}-bit g{s['group']} {s['method']} base, rank "
+        f"{os.path.basename(c['model'].rstrip('/'))}, {s['bits']}-bit g{s['group']} {s['quantizer'].upper()} base, rank "
         f"{s['rank']}, lora_alpha {s['lora_alpha']:g}; {n} steps of {o['batch']} × {o['seqlen']} tokens, AdamW lr "
         f"{o['lr']:g} (cosine, warmup {o['warmup_ratio']:g}), weight decay {o['weight_decay']:g}, clip "
         f"{o['max_grad_norm']:g}, seed {o['seed']}, {o['device']} ({o['threads']} threads).",

@@ -8,29 +8,18 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "cli.h"
+#include "cli_run.h"
 #include "export/peft_export.h"
 #include "test_support.h"
 #include "tolerances.h"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
+using cloq::test::cloq_run;
+using cloq::test::last_line;
+using Run = cloq::test::CliRun;
 
 namespace {
-struct Run {
-    int code;
-    std::string out, err;
-};
-Run cloq_run(std::vector<std::string> args) {
-    std::ostringstream out, err;
-    const int code = cloq::cli::run(args, out, err);
-    return {code, out.str(), err.str()};
-}
-std::string last_line(const std::string& s) {
-    auto t = s;
-    while (!t.empty() && t.back() == '\n') t.pop_back();
-    return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
-}
 // Calibration, training and evaluation from disjoint parts of TinyStories, small enough for a unit test.
 std::vector<std::string> base_args(const std::string& out, const std::string& steps = "4") {
     const std::string text = cloq::test::tinystories_path();

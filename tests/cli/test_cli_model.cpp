@@ -7,28 +7,17 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "cli.h"
+#include "cli_run.h"
 #include "cloq/io/safetensors.h"
 #include "test_support.h"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
+using cloq::test::cloq_run;
+using cloq::test::last_line;
+using Run = cloq::test::CliRun;
 
 namespace {
-struct Run {
-    int code;
-    std::string out, err;
-};
-Run cloq_run(std::vector<std::string> args) {
-    std::ostringstream out, err;
-    const int code = cloq::cli::run(args, out, err);
-    return {code, out.str(), err.str()};
-}
-std::string last_line(const std::string& s) {
-    auto t = s;
-    while (!t.empty() && t.back() == '\n') t.pop_back();
-    return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
-}
 json demo_config() {
     std::ifstream in(cloq::test::demo_model_dir() + "/config.json");
     return json::parse(in);

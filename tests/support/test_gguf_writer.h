@@ -446,4 +446,46 @@ inline std::string stories260k_gguf() {
     return w.build();
 }
 
+// A second, differently shaped Llama with seeded random weights and stories260K's tokenizer: hidden 128, 2
+// blocks, MLP 256, 4 query / 2 key-value heads. Every linear layer is wider than stories260K's, so settings clamped
+// for one model are wrong for the other (what a model switch must not carry over).
+inline std::string wide_random_llama_gguf(uint64_t seed = 7) {
+    constexpr int64_t hidden = 128, ff = 256, heads = 4, kv_heads = 2, blocks = 2, head_dim = hidden / heads;
+    constexpr int64_t vocab = 512;  // stories260K's tokenizer
+    auto gen = at::detail::createCPUGenerator(seed);
+    GgufWriter w;
+    w.kv_str("general.architecture", "llama");
+    w.kv_str("general.name", "wide-random");
+    w.kv_u32("llama.block_count", blocks);
+    w.kv_u32("llama.context_length", 512);
+    w.kv_u32("llama.embedding_length", hidden);
+    w.kv_u32("llama.feed_forward_length", ff);
+    w.kv_u32("llama.attention.head_count", heads);
+    w.kv_u32("llama.attention.head_count_kv", kv_heads);
+    w.kv_f32("llama.rope.freq_base", 10000.0f);
+    w.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    w.kv_u32("llama.rope.dimension_count", head_dim);
+    w.kv_u32("general.file_type", 0);
+    write_llama_tokenizer(w, demo_model_dir() + "/tokenizer.model");
+    auto add = [&](const std::string& name, std::vector<int64_t> shape, double scale) {
+        const torch::Tensor t = scale > 0 ? torch::randn(shape, gen) * scale : torch::ones(shape);
+        w.tensor(name, gguf_ne(t), tF32, f32_bytes(t));
+    };
+    add("token_embd.weight", {vocab, hidden}, 0.5);
+    for (int b = 0; b < blocks; ++b) {
+        const std::string g = "blk." + std::to_string(b) + ".";
+        add(g + "attn_norm.weight", {hidden}, 0);
+        add(g + "attn_q.weight", {hidden, hidden}, 0.09);
+        add(g + "attn_k.weight", {kv_heads * head_dim, hidden}, 0.09);
+        add(g + "attn_v.weight", {kv_heads * head_dim, hidden}, 0.09);
+        add(g + "attn_output.weight", {hidden, hidden}, 0.09);
+        add(g + "ffn_norm.weight", {hidden}, 0);
+        add(g + "ffn_gate.weight", {ff, hidden}, 0.09);
+        add(g + "ffn_up.weight", {ff, hidden}, 0.09);
+        add(g + "ffn_down.weight", {hidden, ff}, 0.06);
+    }
+    add("output_norm.weight", {hidden}, 0);
+    return w.build();
+}
+
 }  // namespace cloq::test

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-CONCERNS = ["base", "settings", "io", "tokenize", "model", "quant", "lowrank", "analysis", "export", "pipeline", "finetune"]
+CONCERNS = ["base", "settings", "io", "tokenize", "model", "quant", "lowrank", "analysis", "export", "pipeline", "finetune", "plan"]
 GENERATED = {"cloq_lapack_config.h"}  # core/CMakeLists.txt writes it into the build tree
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^">]+)[">]')
 SOURCE_EXT = (".h", ".hpp", ".cpp", ".cc", ".cu", ".cuh")

@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "background_job.h"
-#include "cli.h"
+#include "cli_run.h"
 #include "cloq/settings/profile.h"
 #include "layer_table_model.h"
 #include "main_window.h"
@@ -28,20 +28,6 @@ using namespace cloq;
 using namespace cloq::ui;
 
 namespace {
-
-struct CliResult {
-    int code = 0;
-    std::string out, err;
-};
-
-CliResult run_cli(const std::vector<std::string>& args) {
-    std::ostringstream out, err;
-    CliResult r;
-    r.code = cloq::cli::run(args, out, err);
-    r.out = out.str();
-    r.err = err.str();
-    return r;
-}
 
 // The last line of `cloq eval --json`.
 nlohmann::json last_json_line(const std::string& text) {
@@ -129,7 +115,7 @@ private Q_SLOTS:
                                          "--profile", profile_path_, "--no-spectral",
                                          "--out",     report};
         args.insert(args.end(), calib_args_.begin(), calib_args_.end());
-        const CliResult r = run_cli(args);
+        const cloq::test::CliRun r = cloq::test::cloq_run(args);
         QVERIFY2(r.code == 0, r.err.c_str());
         const auto j = nlohmann::json::parse(std::ifstream(report));
         QVERIFY2(j["calibration"]["from_cache"].get<bool>(), "cloq analyze did not reuse the GUI's calibration");
@@ -179,7 +165,7 @@ private Q_SLOTS:
                                              init,
                                              "--json"};
             args.insert(args.end(), calib_args_.begin(), calib_args_.end());
-            const CliResult r = run_cli(args);
+            const cloq::test::CliRun r = cloq::test::cloq_run(args);
             QVERIFY2(r.code == 0, r.err.c_str());
             const double cli = last_json_line(r.out)["ppl"].get<double>();
             qInfo("%s: GUI %.6f, cloq eval --profile %.6f", init.c_str(), value, cli);
@@ -210,7 +196,7 @@ private Q_SLOTS:
                                          "--profile",     path,      "--no-compare",
                                          "--no-spectral", "--out",   out};
         args.insert(args.end(), calib_args_.begin(), calib_args_.end());
-        const CliResult res = run_cli(args);
+        const cloq::test::CliRun res = cloq::test::cloq_run(args);
         QVERIFY2(res.code == 0, res.err.c_str());
     }
 };

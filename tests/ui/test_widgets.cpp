@@ -159,9 +159,34 @@ private Q_SLOTS:
         MethodMetrics z, l, c;
         z.fro_rel = 2.0, l.fro_rel = 1.0, c.fro_rel = 0.5;
         z.valid = l.valid = c.valid = true;
-        m.updateMetrics("model.layers.1.self_attn.q_proj", z, l, c);
+        const QString q = "model.layers.1.self_attn.q_proj";
+        m.updateMetrics(q, m.layer(q)->settings, z, l, c);
         proxy.sort(LayerTableModel::Cloq, Qt::DescendingOrder);
         QCOMPARE(proxy.data(proxy.index(0, LayerTableModel::Module)).toString(), QString("1.q_proj"));
+        QVERIFY(m.layer(q)->current());
+        QCOMPARE(m.currentCount(), 3);
+
+        // New settings make the row's numbers stale at once: greyed, out of the heat scale and the block means,
+        // listed as pending; metrics that arrive for the older settings stay stale.
+        LayerSettings s = m.layer(q)->settings;
+        s.rank += 8;
+        m.updateSettings(q, s, true);
+        QVERIFY(m.layer(q)->stale());
+        QCOMPARE(m.currentCount(), 2);
+        QCOMPARE(m.pendingLayers(), QStringList{q});
+        const QModelIndex cell = m.indexOfLayer(q, LayerTableModel::Cloq);
+        QVERIFY(m.data(cell, LayerTableModel::StaleRole).toBool());
+        QVERIFY(!m.data(cell, Qt::BackgroundRole).isValid());
+        QVERIFY(m.data(cell, Qt::ToolTipRole).toString().contains("recomputing"));
+        LayerSettings old = s;
+        old.rank -= 8;
+        m.updateMetrics(q, old, z, l, c);
+        QVERIFY(m.layer(q)->stale());
+        m.updateMetrics(q, s, z, l, c);
+        QVERIFY(m.layer(q)->current());
+        QVERIFY(!m.data(cell, LayerTableModel::StaleRole).toBool());
+        QVERIFY(m.data(cell, Qt::BackgroundRole).isValid());
+        QVERIFY(m.pendingLayers().isEmpty());
     }
 
     // Histogram and per-group RMS error against direct loops (ragged last group, pooled rows).

@@ -86,6 +86,8 @@ nlohmann::json to_json(const LayerAnalysis& a) {
             {"group", to_string(a.layer.group)},
             {"in", a.layer.in},
             {"out", a.layer.out},
+            {"bits", a.settings.quant.bits},
+            {"group_size", a.settings.quant.group},
             {"rank", a.settings.rank},
             {"metrics", m},
             {"hlambda_fro", h},

@@ -210,6 +210,15 @@ std::vector<std::string> write_hf_tokenizer_files(const GgufFile& f, const std::
     return written;
 }
 
+nlohmann::ordered_json generation_config_from_gguf(const GgufFile& f) {
+    nlohmann::ordered_json g;
+    g["_from_model_config"] = true;
+    if (auto id = f.find_int("tokenizer.ggml.bos_token_id")) g["bos_token_id"] = *id;
+    if (auto id = f.find_int("tokenizer.ggml.eos_token_id")) g["eos_token_id"] = *id;
+    if (auto id = f.find_int("tokenizer.ggml.padding_token_id")) g["pad_token_id"] = *id;
+    return g;
+}
+
 std::vector<std::string> write_hf_tokenizer_files(const std::string& gguf_path, const std::string& dir) {
     return write_hf_tokenizer_files(*GgufFile::open(gguf_path), dir);
 }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -31,6 +32,14 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 }  // namespace
 
+// "model.layers.3.self_attn.q_proj" -> "self_attn.q_proj" (the name inside its decoder block); "" outside blocks.
+static std::string block_suffix(const std::string& module) {
+    const std::string prefix = "model.layers.";
+    if (module.rfind(prefix, 0) != 0) return {};
+    const size_t dot = module.find('.', prefix.size());
+    return dot == std::string::npos ? std::string() : module.substr(dot + 1);
+}
+
 nlohmann::ordered_json read_json_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error("cannot open " + path + ": no such file or not readable");
@@ -50,7 +59,8 @@ void write_json_file_atomic(const std::string& path, const nlohmann::ordered_jso
     write_file_atomic(path, j.dump(2) + "\n");
 }
 
-nlohmann::ordered_json gptq_quantization_config(const GptqExportConfig& g, const std::vector<GptqModuleInfo>& modules) {
+nlohmann::ordered_json gptq_quantization_config(const GptqExportConfig& g, const std::vector<GptqModuleInfo>& modules,
+                                                std::vector<std::string>* notices) {
     nlohmann::ordered_json q;
     q["bits"] = g.bits;
     q["group_size"] = g.group_size;
@@ -60,8 +70,42 @@ nlohmann::ordered_json gptq_quantization_config(const GptqExportConfig& g, const
     q["sym"] = g.sym;
     q["true_sequential"] = g.true_sequential;
     q["quant_method"] = "gptq";
+    // GPTQModel reads `format` (and takes it over `checkpoint_format`); transformers, vLLM and SGLang read
+    // `checkpoint_format`. Both name the same thing, as GPTQModel's own configs do.
+    q["format"] = to_string(g.format);
     q["checkpoint_format"] = to_string(g.format);
     q["model_file_base_name"] = "model";
+    // Who made the file and how, where GPTQModel looks for it (its meta_field_map fills damp_percent and
+    // true_sequential from here). The quantizer entry names this tool, never another one.
+    q["meta"] = {{"quantizer", nlohmann::ordered_json::array({std::string("cloq:") + CLOQ_VERSION})},
+                 {"damp_percent", g.damp_percent},
+                 {"static_groups", g.static_groups},
+                 {"true_sequential", g.true_sequential}};
+    // transformers + optimum ignore `dynamic`: they replace every Linear of a block by a quantized module
+    // unless `modules_in_block_to_quantize` lists which ones (by suffix). Listing exactly the suffixes that are
+    // quantized in every block keeps float modules float there; a suffix quantized in some blocks and float in
+    // others cannot be said to those loaders (GPTQModel and vLLM read `dynamic` and load it).
+    {
+        std::vector<std::string> order;
+        std::map<std::string, std::pair<int, int>> counts;  // suffix -> (quantized, float)
+        for (const auto& m : modules) {
+            const std::string suffix = block_suffix(m.module);
+            if (suffix.empty()) continue;
+            if (!counts.count(suffix)) order.push_back(suffix);
+            (m.quantized ? counts[suffix].first : counts[suffix].second)++;
+        }
+        nlohmann::ordered_json inner = nlohmann::ordered_json::array();
+        for (const std::string& suffix : order) {
+            const auto [nq, nf] = counts[suffix];
+            if (nq > 0 && nf == 0) inner.push_back(suffix);
+            if (nq > 0 && nf > 0 && notices)
+                notices->push_back(suffix + ": quantized in " + std::to_string(nq) + " blocks and float in " +
+                                   std::to_string(nf) +
+                                   "; transformers + optimum cannot load such a base (they read only "
+                                   "modules_in_block_to_quantize); GPTQModel and vLLM can (dynamic)");
+        }
+        q["modules_in_block_to_quantize"] = nlohmann::ordered_json::array({inner});
+    }
     // Group modules by how they differ from the global setting, in first-seen order (stable output).
     using Key = std::tuple<int, int, bool, bool>;
     std::vector<std::pair<Key, std::vector<std::string>>> groups;
@@ -202,10 +246,18 @@ GptqCheckpointWeights::GptqCheckpointWeights(const std::string& dir) : dir_(dir)
     const int bits0 = get_int("bits");
     const int group0 = get_int("group_size");
     sym_ = qcfg_.contains("sym") && qcfg_["sym"].is_boolean() && qcfg_["sym"].get<bool>();
+    // GPTQModel reads `format` first, transformers `checkpoint_format`: one of them, or both agreeing.
     std::string fmt = "gptq";
-    if (qcfg_.contains("checkpoint_format")) {
-        if (!qcfg_["checkpoint_format"].is_string()) throw Error(where + ": checkpoint_format is not a string");
-        fmt = qcfg_["checkpoint_format"].get<std::string>();
+    std::string seen_key;
+    for (const char* k : {"checkpoint_format", "format"}) {
+        if (!qcfg_.contains(k)) continue;
+        if (!qcfg_[k].is_string()) throw Error(where + ": " + k + " is not a string");
+        const std::string v = qcfg_[k].get<std::string>();
+        if (!seen_key.empty() && v != fmt)
+            throw Error(where + ": format \"" + v + "\" and checkpoint_format \"" + fmt +
+                        "\" disagree, so GPTQModel and transformers would read the zero points differently");
+        fmt = v;
+        seen_key = k;
     }
     try {
         format_ = parse_gptq_format(fmt);

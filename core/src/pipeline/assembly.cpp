@@ -77,9 +77,20 @@ void Pipeline::assemble(const std::string& dir, const Calibration& calib) {
             gc.static_groups = g.static_groups;
             gc.true_sequential = true;
             gc.format = gptq_format();
-            write_gptq_checkpoint(base, source_config, gptq_quantization_config(gc, ginfos), entries, wp.slice(0, 0.7));
+            write_gptq_checkpoint(base, source_config, gptq_quantization_config(gc, ginfos, &res_.notices), entries,
+                                  wp.slice(0, 0.7));
         }
-        copy_tokenizer_files(fs::is_directory(opt_.model_path) ? opt_.model_path : std::string(), base);
+        if (fs::is_directory(opt_.model_path)) {
+            copy_tokenizer_files(opt_.model_path, base);
+        } else {
+            // A GGUF model carries its tokenizer and generation defaults as metadata: written out as HF files, the
+            // base is a complete model folder that AutoTokenizer and a server read as they are.
+            const auto gguf = GgufFile::open(opt_.model_path);
+            if (write_hf_tokenizer_files(*gguf, base).empty())
+                res_.notices.push_back(opt_.model_path + ": no tokenizer metadata; OUT/base has no tokenizer files");
+            write_json_file_atomic((fs::path(base) / "generation_config.json").string(),
+                                   generation_config_from_gguf(*gguf));
+        }
     }
     if (opt_.write_adapter) {
         const std::string ad = (fs::path(dir) / "adapter").string();
@@ -99,7 +110,7 @@ void Pipeline::assemble(const std::string& dir, const Calibration& calib) {
             write_safetensors_streamed((fs::path(ad) / "adapter_model.safetensors").string(), entries,
                                        {{"format", "pt"}}, wp.slice(0.7, 1.0));
             write_json_file_atomic((fs::path(ad) / "adapter_config.json").string(),
-                                   peft_adapter_config(pinfos, all_modules, opt_.model_path));
+                                   peft_adapter_config(pinfos, all_modules, adapter_base_reference()));
         }
     }
     if (opt_.write_profile) {
@@ -111,6 +122,14 @@ void Pipeline::assemble(const std::string& dir, const Calibration& calib) {
         write_json_file_atomic((fs::path(dir) / "profile.json").string(), p);
     }
     (void)calib;
+}
+
+std::string Pipeline::adapter_base_reference() const {
+    // PEFT resolves base_model_name_or_path with from_pretrained: an HF folder is that folder; a .gguf file is
+    // not loadable that way, so a GGUF model's adapter names the exported base (OUT/base, its final path) when one
+    // is written, and the GGUF file otherwise (a user then loads it with gguf_file=).
+    if (fs::is_directory(opt_.model_path) || !opt_.write_base) return opt_.model_path;
+    return (fs::absolute(opt_.out_dir) / "base").lexically_normal().string();
 }
 
 }  // namespace cloq::pipeline

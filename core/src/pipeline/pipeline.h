@@ -36,6 +36,7 @@
 #include "cloq/model/model_layout.h"
 #include "cloq/model/perplexity.h"
 #include "cloq/pipeline/quantize_pipeline.h"
+#include "export/gguf_hf_export.h"
 #include "export/peft_export.h"
 
 namespace cloq::pipeline {
@@ -125,6 +126,7 @@ private:
     Block process_block(int layer, const std::function<torch::Tensor(InputGroup)>& hessian, const Progress& p);
     void finish_block(int layer, Block&& b);
     void assemble(const std::string& dir, const Calibration& calib);
+    std::string adapter_base_reference() const;  // base_model_name_or_path of the exported adapter
     nlohmann::ordered_json report_json(const Calibration& calib) const;
     std::string report_csv() const;
     void evaluate(const std::string& temp_out);

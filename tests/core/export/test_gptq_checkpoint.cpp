@@ -84,6 +84,14 @@ private Q_SLOTS:
         QCOMPARE(q["damp_percent"].get<double>(), 0.01);
         QCOMPARE(q["quant_method"].get<std::string>(), std::string("gptq"));
         QCOMPARE(q["checkpoint_format"].get<std::string>(), std::string("gptq_v2"));
+        QCOMPARE(q["format"].get<std::string>(), std::string("gptq_v2"));  // GPTQModel's key
+        QCOMPARE(q["meta"]["quantizer"][0].get<std::string>(), std::string("cloq:") + CLOQ_VERSION);
+        QCOMPARE(q["meta"]["damp_percent"].get<double>(), 0.01);
+        QCOMPARE(q["meta"]["true_sequential"].get<bool>(), true);
+        QCOMPARE(q["meta"]["static_groups"].get<bool>(), false);
+        // transformers + optimum read only modules_in_block_to_quantize: it lists the suffixes quantized in every
+        // block; up_proj (float in block 1) is not there, so those loaders leave it nn.Linear.
+        QCOMPARE(q["modules_in_block_to_quantize"].dump(), std::string(R"([["self_attn.q_proj","mlp.down_proj"]])"));
         QVERIFY(q["dynamic"].is_object());
         auto lookup = [&](const std::string& m, int& bits, int& group) {
             bits = 2;
@@ -122,6 +130,15 @@ private Q_SLOTS:
                 gptq_dynamic_lookup({{"+:(", {{"bits", 3}}}}, "m", b, gs, "config.json");
             },
             {"config.json", "regular expression"});
+        // A suffix quantized in one block and float in another cannot be said to optimum: it is left out of the list
+        // (never quantized by those loaders) and a notice names it and the loaders that do read it.
+        std::vector<std::string> notices;
+        const auto mixed = gptq_quantization_config(
+            g, {{"model.layers.0.mlp.up_proj", true, 2, 64}, {"model.layers.1.mlp.up_proj", false, 2, 64}}, &notices);
+        QCOMPARE(mixed["modules_in_block_to_quantize"].dump(), std::string("[[]]"));
+        QCOMPARE(notices.size(), size_t(1));
+        QVERIFY(notices[0].find("mlp.up_proj") != std::string::npos);
+        QVERIFY(notices[0].find("GPTQModel") != std::string::npos);
         // Nothing differs -> no dynamic key; a module with act-order when the rest has none gets "desc_act".
         QVERIFY(!gptq_quantization_config(g, {{"a", true, 2, 64}}).contains("dynamic"));
         const auto d = gptq_quantization_config(g, {{"a", true, 2, 64, false, true}})["dynamic"];
@@ -195,6 +212,11 @@ private Q_SLOTS:
         expect_error([&] { GptqCheckpointWeights w(dir); }, {"config.json", "awq"});
         with_qcfg([](auto& q) { q["checkpoint_format"] = "marlin"; });
         expect_error([&] { GptqCheckpointWeights w(dir); }, {"config.json", "marlin"});
+        // GPTQModel reads `format`, transformers `checkpoint_format`: a file where they disagree is refused.
+        with_qcfg([](auto& q) { q["format"] = "gptq"; });
+        expect_error([&] { GptqCheckpointWeights w(dir); }, {"config.json", "disagree"});
+        with_qcfg([](auto& q) { q.erase("checkpoint_format"); });  // `format` alone (GPTQModel's files) is read
+        GptqCheckpointWeights format_only(dir);
         with_qcfg([](auto& q) {
             q["bits"] = 4;
             q.erase("dynamic");

@@ -30,6 +30,7 @@
 #include "cloq/pipeline/quantize_pipeline.h"
 #include "cloq/settings/profile.h"
 #include "export/peft_export.h"
+#include "test_gguf_writer.h"
 #include "test_support.h"
 
 using namespace cloq;
@@ -265,6 +266,34 @@ private Q_SLOTS:
 
         // The input model is never modified.
         for (const auto& [path, h] : model_hashes_) QCOMPARE(hash_file(path), h);
+    }
+
+    // An export of a GGUF model is a complete HF model folder: tokenizer files and generation defaults from the
+    // GGUF metadata, a config whose modules_in_block_to_quantize keeps the 172-wide MLPs float for transformers +
+    // optimum (which do not read dynamic), and an adapter whose base_model_name_or_path is the exported base.
+    void ggufExportIsACompleteModelFolder() {
+        const std::string gguf = p("stories260K.gguf").string();
+        { std::ofstream(gguf, std::ios::binary) << cloq::test::stories260k_gguf(); }
+        const std::string out = p("from-gguf").string();
+        auto args = small_run(out, "gptq");
+        args[2] = gguf;
+        const auto r = run_cli(args);
+        QVERIFY2(r.rc == 0, r.err.c_str());
+        for (const char* f : {"tokenizer.model", "tokenizer_config.json", "generation_config.json", "config.json",
+                              "quantize_config.json", "model.safetensors"})
+            QVERIFY2(fs::is_regular_file(fs::path(out) / "base" / f), f);
+        const auto gen = read_json(fs::path(out) / "base/generation_config.json");
+        QCOMPARE(gen["bos_token_id"].get<int>(), 1);
+        QCOMPARE(gen["eos_token_id"].get<int>(), 2);
+        const auto tok = read_json(fs::path(out) / "base/tokenizer_config.json");
+        QCOMPARE(tok["bos_token"].get<std::string>(), std::string("<s>"));
+        const auto q = read_json(fs::path(out) / "base/quantize_config.json");
+        QCOMPARE(q["format"].get<std::string>(), std::string("gptq"));
+        QCOMPARE(q["modules_in_block_to_quantize"].dump(),
+                 std::string(R"([["self_attn.q_proj","self_attn.k_proj","self_attn.v_proj","self_attn.o_proj"]])"));
+        QVERIFY(q["dynamic"].begin().key().rfind("-:", 0) == 0);  // the MLPs, for GPTQModel
+        const auto a = read_json(fs::path(out) / "adapter/adapter_config.json");
+        QCOMPARE(a["base_model_name_or_path"].get<std::string>(), (fs::absolute(out) / "base").string());
     }
 
     void dequantizeCommand() {

@@ -49,8 +49,12 @@ struct GptqModuleInfo {
 // The quantization_config object: the global values plus `dynamic` ("+:^(?:a|b)$": {"bits": 3, "group_size": 64}
 // for modules that differ, plus "sym"/"desc_act" when those differ; "-:^(?:c)$": {} for unquantized ones); no
 // `dynamic` key when nothing differs. Module names are regex-escaped and anchored.
+// Also: `format` beside `checkpoint_format`, a `meta` block (quantizer, damp_percent, static_groups,
+// true_sequential) and `modules_in_block_to_quantize` (the suffixes quantized in every block, for transformers +
+// optimum, which do not read `dynamic`). `notices` gets a line per suffix those loaders cannot express.
 nlohmann::ordered_json gptq_quantization_config(const GptqExportConfig& global,
-                                                const std::vector<GptqModuleInfo>& modules);
+                                                const std::vector<GptqModuleInfo>& modules,
+                                                std::vector<std::string>* notices = nullptr);
 
 // config.json for the checkpoint: the source model's config.json object with quantization_config added and
 // torch_dtype "float16".
