@@ -29,9 +29,13 @@ for size in 1280x800 1920x1080; do
   shot weights "$size" "weights-$size.png" --layer model.layers.2.mlp.down_proj
   shot overview "$size" "overview-$size.png" --layer "$LAYER"
   shot playground "$size" "playground-$size.png"
+  shot finetune "$size" "finetune-$size.png"
+  shot budget "$size" "budget-$size.png"
+  # Dark theme: the layer views and the two whole-model tabs, at both sizes.
+  for tab in discrepancy rank overview budget; do
+    shot "$tab" "$size" "$tab-dark-$size.png" --layer "$LAYER" --theme dark
+  done
 done
-shot discrepancy 1280x800 "discrepancy-dark-1280x800.png" --layer "$LAYER" --theme dark
-shot rank 1280x800 "rank-dark-1280x800.png" --layer "$LAYER" --theme dark
 # The second demo model from its GGUF (fetched into a cache outside the repository), in the explorer.
 if SMOLLM2=$(packaging/fetch-smollm2.sh); then
   "$STUDIO" --model "$SMOLLM2" --nsamples 8 --seqlen 128 \

@@ -5,6 +5,8 @@
 #include <QFileInfo>
 #include <QLabel>
 #include <QPainter>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QSvgGenerator>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
@@ -34,6 +36,22 @@ QLabel* ChartPanel::addCaption(QBoxLayout* layout) {
     caption->setTextFormat(Qt::RichText);
     layout->addWidget(caption);
     return caption;
+}
+
+void ChartPanel::addControlsRow(QBoxLayout* layout, QLayout* row) {
+    auto* content = new QWidget();
+    content->setLayout(row);
+    row->setContentsMargins(0, 0, 0, 0);
+    auto* area = new QScrollArea(this);
+    area->setWidget(content);
+    area->setWidgetResizable(true);
+    area->setFrameShape(QFrame::NoFrame);
+    area->setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    area->setHorizontalScrollBarPolicy(Qt::ScrollBarAsNeeded);
+    area->setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+    // Room for the scroll bar too, so the row is never cut when the bar appears.
+    area->setFixedHeight(content->sizeHint().height() + area->horizontalScrollBar()->sizeHint().height());
+    layout->addWidget(area);
 }
 
 void ChartPanel::attachAxes(QChart* chart, QAbstractAxis* x, QAbstractAxis* y) {

@@ -25,6 +25,10 @@ protected:
     static QChartView* makeView(QChart* chart, QWidget* parent);
     // The word-wrapped rich-text caption above a chart (the sentence that gives its numbers), added to `layout`.
     QLabel* addCaption(QBoxLayout* layout);
+    // Adds a row of controls to `layout` in a sideways-scrolling strip: a tab widget is as wide as its widest page,
+    // so one wide row of controls (the fine-tune options) used to push the explorer's discrepancy columns out of a
+    // 1280-px window. The strip keeps the row's height and scrolls when the tab is narrower than the row.
+    void addControlsRow(QBoxLayout* layout, QLayout* row);
     // Adds `x` at the bottom and `y` at the left of `chart` and attaches every series the chart holds to both.
     static void attachAxes(QChart* chart, QAbstractAxis* x, QAbstractAxis* y);
 };

@@ -3,6 +3,7 @@
 #include <QGridLayout>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QScopedValueRollback>
 #include <QVBoxLayout>
 #include <QtCharts/QBarCategoryAxis>
 #include <QtCharts/QBarSeries>
@@ -36,7 +37,8 @@ double pick(const MethodMetrics& m, int which) {
 }  // namespace
 
 const QList<InitMethod>& DiscrepancyChart::methods() {
-    static const QList<InitMethod> m{InitMethod::Zero, InitMethod::Svd, InitMethod::Loftq, InitMethod::Cloq};
+    static const QList<InitMethod> m{InitMethod::Zero,       InitMethod::Svd,       InitMethod::Loftq,
+                                     InitMethod::QeraApprox, InitMethod::QeraExact, InitMethod::Cloq};
     return m;
 }
 
@@ -79,6 +81,7 @@ DiscrepancyChart::DiscrepancyChart(QWidget* parent) : ChartPanel(parent) {
         p.axis->setLabelFormat("%.6g");  // 10000, not 1e+04
         p.chart->addAxis(p.axis, Qt::AlignLeft);
         p.series->attachAxis(p.axis);
+        connect(p.chart, &QChart::plotAreaChanged, this, [this, i] { fitLabels(panels_[i]); });
         auto* view = makeView(p.chart, this);
         view->setToolTip(i < 2 ? "Absolute discrepancy on the calibration activations (lower is better)"
                                : "Discrepancy divided by the layer's output norm ‖XWᵀ‖ (lower is better; "
@@ -98,15 +101,22 @@ void DiscrepancyChart::rebuildLegend() {
     auto* def = new QLabel("<i>D = Q + BA − W</i> &nbsp;", legend_);
     def->setToolTip("The error left on the calibration activations X by the quantized weight Q plus the adapter BA");
     row->addWidget(def);
-    for (InitMethod m : methods()) {
+    // Six methods: two rows of three, so the legend fits the narrowest chart column (1280-px window) uncut.
+    auto* grid = new QGridLayout();
+    grid->setHorizontalSpacing(6);
+    grid->setVerticalSpacing(2);
+    const int per_row = (methods().size() + 1) / 2;
+    for (int k = 0; k < methods().size(); ++k) {
+        const InitMethod m = methods()[k];
         auto* swatch = new QLabel(legend_);
         swatch->setFixedSize(14, 14);
         swatch->setStyleSheet(QString("background:%1; border:1px solid palette(mid);").arg(method_color(m).name()));
         auto* label = new QLabel(method_label(m), legend_);
-        row->addWidget(swatch);
-        row->addWidget(label);
-        row->addSpacing(14);
+        grid->addWidget(swatch, k / per_row, 2 * (k % per_row));
+        grid->addWidget(label, k / per_row, 2 * (k % per_row) + 1);
+        grid->setColumnMinimumWidth(2 * (k % per_row) + 1, 0);
     }
+    row->addLayout(grid);
     row->addStretch();
 }
 
@@ -145,9 +155,8 @@ void DiscrepancyChart::setReport(const LayerReport& r) {
         }
         // Value labels: 3 significant digits, but whole numbers for large values (2871, not 2.87e+03).
         p.series->setLabelsPrecision(std::max(3, top >= 1 ? static_cast<int>(std::floor(std::log10(top))) + 1 : 3));
-        // Head-room above the tallest bar for its value label.
-        p.axis->setRange(0, top > 0 ? top * 1.18 : 1.0);
-        p.axis->applyNiceNumbers();
+        p.top = top;
+        fitLabels(p);
     }
     const double c = r.cloq.fro_rel, l = r.loftq.fro_rel, z = r.zero.fro_rel;
     QString text =
@@ -171,6 +180,25 @@ void DiscrepancyChart::setReport(const LayerReport& r) {
                               : QString("LoftQ is ahead by %1 % here.").arg(-gain, 0, 'f', 1);
     }
     summary_->setText(text);
+}
+
+void DiscrepancyChart::fitLabels(Panel& p) {
+    // setRange can relayout the chart and emit plotAreaChanged synchronously, which calls this again.
+    if (!p.axis || !p.series || p.sets.isEmpty() || p.fitting) return;
+    const QScopedValueRollback<bool> guard(p.fitting, true);
+    // A value label wider than its bar would print into the next one ("0.01890.0189"): then the labels stand
+    // upright, and the axis leaves room above the tallest bar for the longest one.
+    const QFontMetrics fm(font());
+    int widest = 0;
+    for (QBarSet* s : p.sets)
+        widest = std::max(widest, fm.horizontalAdvance(QString::number(s->at(0), 'g', p.series->labelsPrecision())));
+    const double bar = p.chart->plotArea().width() * p.series->barWidth() / std::max<qsizetype>(1, p.sets.size());
+    const bool upright = widest + 4 > bar;
+    p.series->setLabelsAngle(upright ? -90 : 0);
+    const double plot_h = std::max(40.0, p.chart->plotArea().height());
+    const double room = upright ? std::min(0.9, (widest + 8) / plot_h) : 0.15;
+    p.axis->setRange(0, p.top > 0 ? p.top / (1 - room) : 1.0);
+    p.axis->applyNiceNumbers();
 }
 
 double DiscrepancyChart::barValue(int which, InitMethod m) const {

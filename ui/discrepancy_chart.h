@@ -35,7 +35,10 @@ private:
         QBarSeries* series = nullptr;
         QValueAxis* axis = nullptr;
         QList<QBarSet*> sets;  // one per method
+        double top = 0;        // the tallest bar
+        bool fitting = false;  // inside fitLabels
     };
+    void fitLabels(Panel& p);  // upright value labels when they are wider than a bar, and room above for them
     std::array<Panel, 4> panels_;
     QLabel* summary_ = nullptr;
     QWidget* legend_ = nullptr;

@@ -1,7 +1,7 @@
 #include "export_dialog.h"
 
-#include <QCheckBox>
 #include <QApplication>
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDir>
@@ -22,11 +22,11 @@
 #include <future>
 
 #include "background_job.h"
-#include "layer_table_model.h"
-#include "overview_view.h"
 #include "cloq/base/error.h"
+#include "layer_table_model.h"
 #include "main_window.h"
 #include "model_session.h"
+#include "overview_view.h"
 #include "session_controller.h"
 
 namespace cloq::ui {
@@ -167,8 +167,9 @@ ExportDialog::ExportDialog(MainWindow* window) : QDialog(window), window_(window
         if (complete) {
             startExport();
         } else {
-            status_->setText("The analysis stopped before every layer was current, so the charts could not match "
-                             "the export: nothing was written. Export again to retry, or untick the charts.");
+            status_->setText(
+                "The analysis stopped before every layer was current, so the charts could not match "
+                "the export: nothing was written. Export again to retry, or untick the charts.");
             Q_EMIT exportFinished(false, status_->text());
             updateEnabled();
         }
@@ -278,8 +279,7 @@ void ExportDialog::updateEnabled() {
     dtype_->setEnabled(adapter_->isChecked() && !running);
     chartFormat_->setEnabled(charts_->isChecked() && !running);
     zip_->setEnabled(zipOn_->isChecked() && !running);
-    export_->setEnabled(!running && !waitingForAnalysis_ && !folder_->text().trimmed().isEmpty() &&
-                        window_->session());
+    export_->setEnabled(!running && !waitingForAnalysis_ && !folder_->text().trimmed().isEmpty() && window_->session());
     cancel_->setEnabled(running || waitingForAnalysis_);
 }
 

@@ -1,21 +1,21 @@
 #include "export_job.h"
 
+#include <QCoreApplication>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
-#include <QCoreApplication>
 #include <QTabWidget>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "chart_panel.h"
+#include "cloq/base/error.h"
 #include "cloq/export/gptq_checkpoint.h"
 #include "cloq/export/gptq_pack.h"
-#include "overview_view.h"
-#include "cloq/base/error.h"
 #include "main_window.h"
 #include "model_session.h"
+#include "overview_view.h"
 #include "studio_options.h"
 
 #include "cloq/pipeline/quantize_pipeline.h"
@@ -57,8 +57,9 @@ QString export_summary(const ModelSession& session, const ResolvedProfile& profi
     QStringList lines;
     for (const std::string& k : kinds) {
         const auto& set = per_kind[k];
-        QString v = set.empty() ? QString("all in float") : set.size() == 1 ? QString::fromStdString(*set.begin())
-                                                                             : QString("mixed (%1 settings)").arg(set.size());
+        QString v = set.empty()       ? QString("all in float")
+                    : set.size() == 1 ? QString::fromStdString(*set.begin())
+                                      : QString("mixed (%1 settings)").arg(set.size());
         lines << QString("%1: %2").arg(QString::fromStdString(k), v);
     }
     if (floats.empty()) {
@@ -90,7 +91,8 @@ QStringList render_charts(MainWindow* window, const QString& dir, const QString&
     const int shown = tabs->currentIndex();
     for (int i = 0; i < tabs->count() && i < names.size(); ++i) {
         // The playground is not about this model; the overview is drawn from the export's own report.
-        if (names[i] == "playground" || names[i] == "overview") continue;
+        // The budget tab plans settings; it is not a picture of the exported ones.
+        if (names[i] == "playground" || names[i] == "overview" || names[i] == "budget") continue;
         // Each page is rendered while it is the visible tab, so its layout and charts have their real size.
         tabs->setCurrentIndex(i);
         QWidget* page = tabs->widget(i);

@@ -1,7 +1,7 @@
 // What an export writes and the background work that writes it (through core's exporters).
 #pragma once
-#include <QString>
 #include <QSize>
+#include <QString>
 #include <QStringList>
 #include <QVector>
 #include <functional>
@@ -50,7 +50,8 @@ QStringList chart_suffixes(const QString& format);  // "png" | "svg" | "both"; t
 QVector<LayerRow> rows_from_report(const std::string& report_path);
 // Draws those rows as the Overview tab does, offscreen at `size`, into DIR/overview.<fmt>, and writes the numbers
 // it drew to DIR/overview.json (UI thread): the picture is the report, never an older state of the explorer.
-QStringList render_report_overview(const QVector<LayerRow>& rows, QSize size, const QString& dir, const QString& format);
+QStringList render_report_overview(const QVector<LayerRow>& rows, QSize size, const QString& dir,
+                                   const QString& format);
 
 // The background part: quantize + init every layer with its settings and write the selected outputs into
 // request.folder (chart files already rendered into `charts_dir` are moved in), then the zip. Throws

@@ -31,11 +31,9 @@
 namespace cloq::ui {
 
 namespace {
-const FineTuneInit kChoices[] = {{InitMethod::Zero, Split::Default},
-                                 {InitMethod::Loftq, Split::Default},
-                                 {InitMethod::Cloq, Split::Default},
-                                 {InitMethod::Cloq, Split::Sqrt},
-                                 {InitMethod::Cloq, Split::UVs}};
+const FineTuneInit kChoices[] = {{InitMethod::Zero, Split::Default}, {InitMethod::Loftq, Split::Default},
+                                 {InitMethod::Cloq, Split::Default}, {InitMethod::Cloq, Split::Sqrt},
+                                 {InitMethod::Cloq, Split::UVs},     {InitMethod::QeraExact, Split::Default}};
 
 QString choice_text(const FineTuneInit& f) {
     if (f.init != InitMethod::Cloq) return method_label(f.init);
@@ -85,9 +83,12 @@ FinetuneView::FinetuneView(FinetuneController* controller, QWidget* parent)
     for (const FineTuneInit& f : kChoices) {
         auto* c = new QCheckBox(choice_text(f), initBox);
         c->setObjectName("init_" + QString::fromStdString(f.label()));
-        c->setChecked(f.split == Split::Default);  // zero, LoftQ, CLoQ by default
+        // zero, LoftQ, CLoQ by default
+        c->setChecked(f.split == Split::Default && f.init != InitMethod::QeraExact);
         c->setToolTip(f.init == InitMethod::Cloq && f.split != Split::Default
                           ? "CLoQ with another factor split (paper Table 6): the same starting model, other factors"
+                      : f.init == InitMethod::QeraExact
+                          ? "QERA-exact (ICLR 2025): CLoQ's objective without the ridge, the symmetric root of H"
                           : "Fine-tune from this initialization on the same quantized settings");
         inits_.insert(QString::fromStdString(f.label()), c);
         ig->addWidget(c, i % 3, i / 3);
@@ -155,7 +156,7 @@ FinetuneView::FinetuneView(FinetuneController* controller, QWidget* parent)
     buttons->addStretch(1);
     controls->addLayout(buttons);
     controls->addStretch(1);
-    layout->addLayout(controls);
+    addControlsRow(layout, controls);
 
     state_ = new QLabel(this);
     state_->setObjectName("finetuneState");
@@ -187,8 +188,9 @@ FinetuneView::FinetuneView(FinetuneController* controller, QWidget* parent)
     table_->verticalHeader()->setVisible(false);
     table_->setCornerButtonEnabled(false);
     for (auto* corner : table_->findChildren<QAbstractButton*>()) corner->setToolTip("The runs, one row per init");
-    table_->setToolTip("Per init: perplexity on the evaluation part at step 0 and at the end, the best, the first "
-                       "evaluation at or below the target, and the training time per step; select a row to export");
+    table_->setToolTip(
+        "Per init: perplexity on the evaluation part at step 0 and at the end, the best, the first "
+        "evaluation at or below the target, and the training time per step; select a row to export");
     table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
     table_->setSelectionBehavior(QAbstractItemView::SelectRows);
     table_->setSelectionMode(QAbstractItemView::SingleSelection);

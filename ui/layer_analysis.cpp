@@ -144,6 +144,8 @@ void complete_report(LayerReport& r, const LayerSolver& solver) {
     r.cloq = to_metrics(solver.metrics(InitMethod::Cloq, true), true);
     r.svd = to_metrics(solver.metrics(InitMethod::Svd, true), true);
     r.loftq = to_metrics(solver.metrics(InitMethod::Loftq, true), true);
+    r.qera_exact = to_metrics(solver.metrics(InitMethod::QeraExact, true), true);
+    r.qera_approx = to_metrics(solver.metrics(InitMethod::QeraApprox, true), true);
     r.sweep_loftq = relative(solver.rank_sweep(InitMethod::Loftq, r.r_max), solver.output_fro());
     r.loftq_pending = false;
 }

@@ -39,6 +39,7 @@ struct LayerReport {
     int64_t out = 0, in = 0;
     LayerSettings settings;
     MethodMetrics zero, svd, loftq, cloq;
+    MethodMetrics qera_exact, qera_approx;                   // phase 2: QERA's roots of the unregularized H (no ridge)
     int r_max = 0;                                           // rank sweep covers r = 0..r_max
     std::vector<double> sweep_cloq, sweep_loftq, sweep_svd;  // relative Frobenius discrepancy per rank
     std::vector<double> sv_cloq;   // singular values of R·ΔWᵀ (what CLoQ truncates), descending
@@ -60,6 +61,10 @@ struct LayerReport {
             return svd;
         case InitMethod::Loftq:
             return loftq;
+        case InitMethod::QeraExact:
+            return qera_exact;
+        case InitMethod::QeraApprox:
+            return qera_approx;
         default:
             return cloq;
         }

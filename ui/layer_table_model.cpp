@@ -146,8 +146,8 @@ QStringList LayerTableModel::pendingLayers() const {
     return out;
 }
 
-void LayerTableModel::updateMetrics(const QString& name, const LayerSettings& computed_under,
-                                    const MethodMetrics& zero, const MethodMetrics& loftq, const MethodMetrics& cloq) {
+void LayerTableModel::updateMetrics(const QString& name, const LayerSettings& computed_under, const MethodMetrics& zero,
+                                    const MethodMetrics& loftq, const MethodMetrics& cloq) {
     const auto it = byName_.find(name);
     if (it == byName_.end()) return;
     LayerRow& r = rows_[*it];

@@ -51,8 +51,8 @@ public:
     void clearMetrics();
 
     int layerCount() const { return rows_.size(); }
-    int analysableCount() const;      // rows not skipped
-    int currentCount() const;         // rows whose metrics belong to their settings
+    int analysableCount() const;        // rows not skipped
+    int currentCount() const;           // rows whose metrics belong to their settings
     QStringList pendingLayers() const;  // analysable rows without current metrics, in model order
     const LayerRow* layer(const QString& name) const;
     const QVector<LayerRow>& layers() const { return rows_; }

@@ -156,6 +156,8 @@ void LayerWorker::process(const Request& req, const Progress& progress) {
     if (auto prev = lastReports_.find(key); prev != lastReports_.end()) {
         const LayerReport& p = prev->second;
         report.loftq = p.loftq;
+        report.qera_exact = p.qera_exact;
+        report.qera_approx = p.qera_approx;
         report.sweep_loftq = p.sweep_loftq;
         report.zero.spec = p.zero.spec, report.zero.spec_rel = p.zero.spec_rel;
         report.svd.spec = p.svd.spec, report.svd.spec_rel = p.svd.spec_rel;
@@ -171,6 +173,9 @@ void LayerWorker::process(const Request& req, const Progress& progress) {
     }
     try {
         solver->ensure(InitMethod::Loftq, progress);
+        // QERA (the published method closest to CLoQ): one eigh of the unregularized H per input group, shared.
+        solver->ensure(InitMethod::QeraExact, progress);
+        solver->ensure(InitMethod::QeraApprox, progress);
     } catch (...) {
         solvers_.erase(key);
         lru_.erase(std::remove(lru_.begin(), lru_.end(), key), lru_.end());

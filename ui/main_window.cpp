@@ -24,6 +24,7 @@
 #include <QSplitter>
 #include <QStackedWidget>
 #include <QStatusBar>
+#include <QTabBar>
 #include <QTabWidget>
 #include <QTimer>
 #include <QTreeView>
@@ -32,6 +33,8 @@
 
 #include "about_dialog.h"
 #include "background_job.h"
+#include "budget_controller.h"
+#include "budget_view.h"
 #include "cloq/base/error.h"
 #include "cloq/settings/profile.h"
 #include "discrepancy_chart.h"
@@ -193,6 +196,13 @@ void MainWindow::buildUi() {
     cl->addWidget(layerState_);
     tabs_ = new QTabWidget(center);
     tabs_->setObjectName("viewTabs");
+    // Eight tabs in the chart column of a 1280-px window (explorer and settings beside it): a slightly smaller tab
+    // font lets them all show without scroll arrows.
+    {
+        QFont f = tabs_->tabBar()->font();
+        f.setPointSizeF(f.pointSizeF() * 0.9);
+        tabs_->tabBar()->setFont(f);
+    }
     discrepancy_ = new DiscrepancyChart(tabs_);
     rank_ = new RankSweepChart(tabs_);
     spectrum_ = new SpectrumChart(tabs_);
@@ -201,6 +211,8 @@ void MainWindow::buildUi() {
     playground_ = new PlaygroundView(tabs_);
     finetuneController_ = new FinetuneController(controller_, this);
     finetune_ = new FinetuneView(finetuneController_, tabs_);
+    budgetController_ = new BudgetController(controller_, this);
+    budget_ = new BudgetView(budgetController_, tabs_);
     tabs_->addTab(discrepancy_, "&Discrepancy");
     tabs_->addTab(rank_, "&Rank sweep");
     tabs_->addTab(spectrum_, "S&pectrum");
@@ -208,6 +220,7 @@ void MainWindow::buildUi() {
     tabs_->addTab(overview_, "&Overview");
     tabs_->addTab(playground_, "Pla&yground");
     tabs_->addTab(finetune_, "Fine-&tune");
+    tabs_->addTab(budget_, "&Budget");
     tabs_->setTabToolTip(0, "‖X(Q+BA−W)ᵀ‖ of zero init, SVD, LoftQ and CLoQ on this layer (paper Fig. 2) — Ctrl+1");
     tabs_->setTabToolTip(1, "Discrepancy against rank for CLoQ and LoftQ, chosen rank marked — Ctrl+2");
     tabs_->setTabToolTip(2, "Singular values of R·ΔWᵀ (CLoQ) against those of ΔW (LoftQ) — Ctrl+3");
@@ -215,6 +228,10 @@ void MainWindow::buildUi() {
     tabs_->setTabToolTip(4, "Every layer along depth, and perplexity of the quantized model — Ctrl+5");
     tabs_->setTabToolTip(5, "A synthetic layer to see why calibration wins — Ctrl+6");
     tabs_->setTabToolTip(6, "LoRA fine-tuning from each init: what it trains into (paper Tables 1–6) — Ctrl+7");
+    tabs_->setTabToolTip(7,
+                         "Per-layer bits and ranks planned for a size budget, against the uniform settings — Ctrl+8");
+    connect(budget_, &BudgetView::message, this, [this](const QString& m) { statusBar()->showMessage(m, 10000); });
+    connect(budget_, &BudgetView::exportRequested, this, &MainWindow::showExportDialog);
     connect(finetune_, &FinetuneView::message, this, [this](const QString& m) { statusBar()->showMessage(m, 10000); });
     cl->addWidget(tabs_, 1);
     split->addWidget(center);
@@ -228,8 +245,9 @@ void MainWindow::buildUi() {
     });
     connect(tabs_, &QTabWidget::currentChanged, this, [this](int i) {
         flushChart(tabs_->widget(i));
-        // The playground is about its own synthetic layer: the model's explorer and settings make room for it.
-        const bool model_view = tabs_->widget(i) != playground_;
+        // The playground is about its own synthetic layer, the budget about the whole model at once: the layer
+        // explorer and the settings make room for them.
+        const bool model_view = tabs_->widget(i) != playground_ && tabs_->widget(i) != budget_;
         if (explorer_) explorer_->setVisible(model_view);
         if (settingsScroll_) settingsScroll_->setVisible(model_view);
         if (layerState_) layerState_->setVisible(model_view);
@@ -307,7 +325,7 @@ QWidget* MainWindow::buildExplorer() {
     tree_->header()->setStretchLastSection(false);
     tree_->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
     tree_->header()->setSectionResizeMode(LayerTableModel::Module, QHeaderView::Interactive);
-    tree_->setColumnWidth(LayerTableModel::Module, 110);
+    tree_->setColumnWidth(LayerTableModel::Module, 100);
     // The split column is in the settings panel already; keep the explorer compact.
     tree_->setColumnHidden(LayerTableModel::Split, true);
     tree_->setColumnHidden(LayerTableModel::Group, true);
@@ -513,6 +531,7 @@ void MainWindow::cancelJobs() {
     if (worker_) worker_->cancel();
     if (playground_) playground_->cancel();
     if (finetuneController_) finetuneController_->cancel();
+    if (budgetController_) budgetController_->cancel();
 }
 
 void MainWindow::analyzeAll() { controller_->analyzeAll(); }
@@ -578,8 +597,10 @@ void MainWindow::applyDefaultSplit() {
     // Until the user drags a splitter: the explorer wide enough for its discrepancy columns, the settings a
     // fixed column, the charts the rest.
     const int w = width();
-    const int settings = w >= 1600 ? 310 : 285;
-    const int explorer = std::clamp(w * 33 / 100, 330, 480);
+    // At 1280 px: the explorer's module, b, r and three discrepancy columns (~350 px), the settings' widest row,
+    // and the eight tabs' bar in between without scroll arrows.
+    const int settings = w >= 1600 ? 310 : 260;
+    const int explorer = std::clamp(w * 29 / 100, 370, 480);
     split_->setSizes({explorer, std::max(300, w - explorer - settings), settings});
     // A narrow explorer keeps the three discrepancy columns and drops the shape (the settings panel shows it).
     tree_->setColumnHidden(LayerTableModel::Shape, explorer < 440);

@@ -40,6 +40,8 @@ class OverviewView;
 class PlaygroundView;
 class FinetuneView;
 class FinetuneController;
+class BudgetView;
+class BudgetController;
 class RankSweepChart;
 class SessionController;
 class WindowActions;
@@ -100,6 +102,8 @@ public:
     PlaygroundView* playground() const { return playground_; }
     FinetuneView* finetune() const { return finetune_; }
     FinetuneController* finetuneController() const { return finetuneController_; }
+    BudgetView* budget() const { return budget_; }
+    BudgetController* budgetController() const { return budgetController_; }
     SettingsPanel* settingsPanel() const { return settings_; }
     LayerTableModel* layerModel() const;
     QTreeView* layerTree() const { return tree_; }
@@ -167,6 +171,8 @@ private:
     PlaygroundView* playground_ = nullptr;
     FinetuneView* finetune_ = nullptr;
     FinetuneController* finetuneController_ = nullptr;
+    BudgetView* budget_ = nullptr;
+    BudgetController* budgetController_ = nullptr;
     SettingsPanel* settings_ = nullptr;
     QLabel* layerState_ = nullptr;
     JobIndicator* jobs_ = nullptr;

@@ -36,7 +36,7 @@ public:
     torch::Tensor weight(const std::string& name) const;
     torch::Tensor hessian(const LinearLayer& l) const;
     const Calibration& calibration_data() const;  // every H, for whole-model work (perplexity, fine-tuning)
-    std::string describe() const;  // one line for the status bar
+    std::string describe() const;                 // one line for the status bar
 
     std::shared_ptr<const CalibrationStore> calibration;
 };

@@ -147,7 +147,13 @@ void SessionController::loadProfile(const QString& path) {
     const SettingsProfile profile = load_profile(path.toStdString());
     std::vector<std::string> names;
     for (const LayerRow& r : layers_->layers()) names.push_back(r.name.toStdString());
-    const ResolvedProfile resolved = resolve_profile(profile, names);  // throws before anything changes
+    applyProfile(resolve_profile(profile, names), "Loaded profile " + path);  // resolve throws before any change
+}
+
+void SessionController::applyProfile(const ResolvedProfile& resolved, const QString& message) {
+    for (const auto& [name, s] : resolved.overrides)
+        if (!layers_->indexOfLayer(QString::fromStdString(name)).isValid())
+            throw Error("the settings name a module this model does not have: " + name);
     defaults_ = resolved.defaults;
     overrides_.clear();
     for (const auto& [name, s] : resolved.overrides) overrides_.insert(QString::fromStdString(name), s);
@@ -155,7 +161,7 @@ void SessionController::loadProfile(const QString& path) {
     syncRows();
     scheduleRefresh();
     Q_EMIT settingsChanged();
-    Q_EMIT statusMessage("Loaded profile " + path, 5000);
+    if (!message.isEmpty()) Q_EMIT statusMessage(message, 5000);
 }
 
 ResolvedProfile SessionController::resolvedProfile() const {
@@ -243,9 +249,11 @@ void SessionController::reportAnalysisState(bool busy) {
     if (current == total)
         Q_EMIT analysisState(QString("All %1 layers analysed%2.").arg(total).arg(skip), busy);
     else if (busy)
-        Q_EMIT analysisState(
-            QString("Analyzing… %1 of %2 layers current%3; the rest are recomputing.").arg(current).arg(total).arg(skip),
-            true);
+        Q_EMIT analysisState(QString("Analyzing… %1 of %2 layers current%3; the rest are recomputing.")
+                                 .arg(current)
+                                 .arg(total)
+                                 .arg(skip),
+                             true);
     else
         Q_EMIT analysisState(QString("%1 of %2 layers current%3.").arg(current).arg(total).arg(skip), false);
 }
@@ -271,8 +279,8 @@ void SessionController::startAnalysis() {
     BackgroundJob* job = newJob("Analyzing layers");
     auto* relay = new LayerRecordRelay(job);
     connect(relay, &LayerRecordRelay::recorded, this, [this, snapshot](const LayerMetricsRecord& rec) {
-        layers_->updateMetrics(QString::fromStdString(rec.name), snapshot.settings_for(rec.name), rec.zero,
-                               rec.loftq, rec.cloq);
+        layers_->updateMetrics(QString::fromStdString(rec.name), snapshot.settings_for(rec.name), rec.zero, rec.loftq,
+                               rec.cloq);
         Q_EMIT metricsChanged();
         reportAnalysisState(true);
     });
@@ -283,8 +291,10 @@ void SessionController::startAnalysis() {
             QTimer::singleShot(0, this, &SessionController::startAnalysis);
             return;
         }
-        if (!failure.isEmpty()) Q_EMIT analysisState("Analysis failed: " + failure, false);
-        else reportAnalysisState(false);
+        if (!failure.isEmpty())
+            Q_EMIT analysisState("Analysis failed: " + failure, false);
+        else
+            reportAnalysisState(false);
         Q_EMIT analysisFinished(complete && layers_->currentCount() == layers_->analysableCount());
     };
     connect(job, &BackgroundJob::succeeded, this, [ended] { ended(true, {}); });

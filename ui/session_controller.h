@@ -47,6 +47,9 @@ public:
     void resetLayer(const QString& layer);
     void loadProfile(const QString& path);  // throws cloq::Error naming the file, before anything changes
     void saveProfile(const QString& path);
+    // Replaces every setting with `profile` (a budget plan, a loaded file); throws cloq::Error before any change
+    // when it names a module the model does not have.
+    void applyProfile(const ResolvedProfile& profile, const QString& message = {});
     SettingsProfile currentProfile() const;   // defaults + per-layer overrides, as core's profile
     ResolvedProfile resolvedProfile() const;  // the same per module: what analysis, perplexity and export run under
 
@@ -85,9 +88,9 @@ private:
     void onSessionOpened(std::shared_ptr<const ModelSession> session);
     void addRecent(const QString& dir);
     LayerSettings clampForLayer(LayerSettings s, const QString& layer) const;
-    void syncRows();          // every row's settings from defaults, overrides and skipped modules
-    void scheduleRefresh();   // rows went stale: (re)start the background analysis soon
-    void startAnalysis();     // one pass over the rows that are not current
+    void syncRows();         // every row's settings from defaults, overrides and skipped modules
+    void scheduleRefresh();  // rows went stale: (re)start the background analysis soon
+    void startAnalysis();    // one pass over the rows that are not current
     void reportAnalysisState(bool busy);
 
     LayerTableModel* layers_ = nullptr;

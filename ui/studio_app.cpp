@@ -18,6 +18,8 @@
 #include "main_window.h"
 #include "model_session.h"
 
+#include "budget_controller.h"
+#include "budget_view.h"
 #include "finetune_controller.h"
 #include "finetune_view.h"
 #include "playground_view.h"
@@ -117,6 +119,19 @@ private:
             });
             w_->finetune()->startButton()->click();
         }
+        if (tab == "budget") {
+            // The curves under the default candidates, the budget at the settings' uniform size.
+            needBudget_ = true;
+            connect(w_->budgetController(), &BudgetController::finished, this, [this](bool ok) {
+                if (!ok) {
+                    fail("budget planning did not finish: " + w_->budget()->stateLabel()->text());
+                    return;
+                }
+                budgetDone_ = true;
+                check();
+            });
+            w_->budget()->computeButton()->click();
+        }
         if (needAnalysis_) {
             w_->analyzeAll();  // no-op when the automatic analysis already runs
         }
@@ -132,6 +147,7 @@ private:
         if (needPerplexity_ && !perplexityDone_) return;
         if (needPlayground_ && !playgroundDone_ && !w_->playground()->hasReport()) return;
         if (needFinetune_ && !finetuneDone_) return;
+        if (needBudget_ && !budgetDone_) return;
         settle();
     }
 
@@ -167,6 +183,7 @@ private:
     bool started_ = false, settling_ = false, failed_ = false;
     bool layerDone_ = false, analysisDone_ = false, perplexityDone_ = false, playgroundDone_ = false;
     bool needFinetune_ = false, finetuneDone_ = false;
+    bool needBudget_ = false, budgetDone_ = false;
     bool needAnalysis_ = false, needPerplexity_ = false, needPlayground_ = false;
 };
 

@@ -12,7 +12,9 @@
 
 namespace cloq::ui {
 
-QStringList tab_names() { return {"discrepancy", "rank", "spectrum", "weights", "overview", "playground", "finetune"}; }
+QStringList tab_names() {
+    return {"discrepancy", "rank", "spectrum", "weights", "overview", "playground", "finetune", "budget"};
+}
 
 std::optional<StudioOptions> parse_studio_options(const QStringList& args, int* exit_code) {
     QCommandLineParser p;

@@ -74,6 +74,10 @@ QColor method_color(InitMethod m) {
         return dark ? QColor(0x5a, 0xb0, 0xff) : QColor(0x1f, 0x6f, 0xc0);
     case InitMethod::Eora:
         return dark ? QColor(0x6f, 0xd9, 0x8a) : QColor(0x2c, 0xa0, 0x2c);
+    case InitMethod::QeraExact:
+        return dark ? QColor(0xf0, 0x7a, 0xb8) : QColor(0xc2, 0x3b, 0x80);
+    case InitMethod::QeraApprox:
+        return dark ? QColor(0x4f, 0xd6, 0xd6) : QColor(0x17, 0x9e, 0x9e);
     }
     return Qt::gray;
 }
@@ -90,6 +94,10 @@ QString method_label(InitMethod m) {
         return "CLoQ";
     case InitMethod::Eora:
         return "EoRA";
+    case InitMethod::QeraExact:
+        return "QERA-exact";
+    case InitMethod::QeraApprox:
+        return "QERA-approx";
     }
     return {};
 }

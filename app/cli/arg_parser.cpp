@@ -186,8 +186,8 @@ void add_quant_options(ArgParser& p, LayerSettings& s) {
     p.section("Low-rank initialization");
     p.option("rank", &s.rank, "R", "LoRA rank");
     p.option(
-        "init", [&s](const std::string& v) { s.init = parse_init_method(v); }, "cloq|loftq|zero|svd|eora",
-        "adapter initialization", to_string(s.init));
+        "init", [&s](const std::string& v) { s.init = parse_init_method(v); },
+        "cloq|loftq|zero|svd|eora|qera-exact|qera-approx", "adapter initialization", to_string(s.init));
     p.option(
         "split", [&s](const std::string& v) { s.split = parse_split(v); }, "default|sqrt|u-vs",
         "CLoQ factor split (paper Table 6)", to_string(s.split));

@@ -29,7 +29,8 @@ int cmd_analyze(const Args& args, std::ostream& out, std::ostream& err) {
     p.option("out", &out_json, "FILE", "report (JSON)", true);
     p.option("csv", &out_csv, "FILE", "the same per layer and init as CSV");
     p.option("layers", &layers, "REGEX", "only layers whose name matches (e.g. 'layers\\.0\\.|down_proj')");
-    p.option("inits", &inits_text, "LIST", "comma-separated inits to compare (zero,svd,loftq,cloq,eora)");
+    p.option("inits", &inits_text, "LIST",
+             "comma-separated inits to compare (zero,svd,loftq,cloq,eora,qera-exact,qera-approx)");
     p.flag("no-spectral", &no_spectral, "skip the spectral norms (faster)");
     add_device_option(p, device);
     add_quant_options(p, quant);

@@ -103,7 +103,8 @@ int cmd_finetune(const Args& args, std::ostream& out, std::ostream& err) {
     p.option("out", &out_dir, "DIR", "new or empty output folder (written when every run has ended)", true);
     p.flag("json", &json, "print curves.json's summary (final perplexities) as the last line");
     p.section("Fine-tuning");
-    p.option("inits", &inits, "LIST", "comma-separated inits to fine-tune from: zero, svd, loftq, cloq, eora");
+    p.option("inits", &inits, "LIST",
+             "comma-separated inits to fine-tune from: zero, svd, loftq, cloq, eora, qera-exact, qera-approx");
     p.option("splits", &splits, "LIST", "comma-separated splits for cloq and svd: default, sqrt, u-vs (paper Table 6)");
     p.option("steps", &ft.steps, "N", "optimizer steps per run");
     p.option("batch", &ft.batch, "B", "windows per step");

@@ -10,12 +10,12 @@
 #include <sstream>
 
 #include "cli.h"
+#include "cloq/analysis/analysis.h"
 #include "cloq/base/atomic_file.h"
 #include "cloq/base/timing.h"
 #include "cloq/plan/planner.h"
-#include "commands.h"
-#include "cloq/analysis/analysis.h"
 #include "cloq/settings/profile.h"
+#include "commands.h"
 #include "model_cli.h"
 
 namespace cloq::cli {
@@ -85,7 +85,8 @@ int cmd_plan(const Args& args, std::ostream& out, std::ostream& err) {
              "for each, from the same curves");
     std::string adapter_dtype = "float32";
     p.option("adapter-dtype", &adapter_dtype, "T",
-             "the adapter's dtype in the export, as cloq quantize --adapter-dtype: float32 (its default), float16, bfloat16");
+             "the adapter's dtype in the export, as cloq quantize --adapter-dtype: float32 (its default), float16, "
+             "bfloat16");
     p.option("layers", &layers, "REGEX", "plan only these layers (the rest stays at the quantization options)");
     add_device_option(p, device);
     add_quant_options(p, quant);
@@ -99,9 +100,12 @@ int cmd_plan(const Args& args, std::ostream& out, std::ostream& err) {
     opt.bits = int_list(bits_text, "bits");
     opt.ranks = int_list(ranks_text, "ranks");
     opt.layer_regex = layers;
-    if (adapter_dtype == "float32") opt.adapter_elem_bytes = 4;
-    else if (adapter_dtype == "float16" || adapter_dtype == "bfloat16") opt.adapter_elem_bytes = 2;
-    else throw UsageError("--adapter-dtype '" + adapter_dtype + "' is not float32, float16 or bfloat16");
+    if (adapter_dtype == "float32")
+        opt.adapter_elem_bytes = 4;
+    else if (adapter_dtype == "float16" || adapter_dtype == "bfloat16")
+        opt.adapter_elem_bytes = 2;
+    else
+        throw UsageError("--adapter-dtype '" + adapter_dtype + "' is not float32, float16 or bfloat16");
     try {
         opt.mode = parse_plan_mode(mode_text);
     } catch (const Error& e) {
@@ -126,7 +130,8 @@ int cmd_plan(const Args& args, std::ostream& out, std::ostream& err) {
     // --mode ranks without --bits: the one bit width of the quantization options.
     if (opt.mode == PlanMode::RanksOnly && bits_text == "2,3,4") opt.bits = {quant.quant.bits};
     for (const auto& [b, r] : likes)
-        if (std::count(opt.bits.begin(), opt.bits.end(), b) == 0 || std::count(opt.ranks.begin(), opt.ranks.end(), r) == 0)
+        if (std::count(opt.bits.begin(), opt.bits.end(), b) == 0 ||
+            std::count(opt.ranks.begin(), opt.ranks.end(), r) == 0)
             throw UsageError("--budget-like " + std::to_string(b) + ":" + std::to_string(r) +
                              " is not on the grid of --bits and --ranks");
     try {
@@ -145,13 +150,14 @@ int cmd_plan(const Args& args, std::ostream& out, std::ostream& err) {
     const Calibration cal = run_calibration(*model, req, err);
     const double calib_secs = t0.seconds();
     TerminalProgress bar(err, "planning");
-    Plan plan = plan_model(*model, cal, opt, bar.progress());
+    Plan plan = plan_model(model->files(), cal, opt, bar.progress());
     bar.finish();
     plan.seconds["calibration"] = calib_secs;
 
     auto report = to_json(plan);
-    report["calibration"] = {{"text", calib.text_path}, {"part", to_string(calib.part)}, {"nsamples", cal.nsamples},
-                             {"seqlen", cal.seqlen},    {"seed", calib.seed},            {"key", cal.key},
+    report["calibration"] = {{"text", calib.text_path},     {"part", to_string(calib.part)},
+                             {"nsamples", cal.nsamples},    {"seqlen", cal.seqlen},
+                             {"seed", calib.seed},          {"key", cal.key},
                              {"from_cache", cal.from_cache}};
     // Further budgets from the same curves (the solve is instant): one profile each, and their plans in plan.json.
     const double mib = 1024.0 * 1024.0;
@@ -160,11 +166,13 @@ int cmd_plan(const Args& args, std::ostream& out, std::ostream& err) {
         Plan other = plan;
         other.options.budget_like = likes[i];
         solve_plan(other, requested_budget_bytes(other));
-        const std::string name = "profile-" + std::to_string(likes[i].first) + "r" + std::to_string(likes[i].second) + ".json";
+        const std::string name =
+            "profile-" + std::to_string(likes[i].first) + "r" + std::to_string(likes[i].second) + ".json";
         save_profile(dir.file(name), make_profile(other.profile));
         double uniform = 0;
         for (const PlanPoint& u : other.uniform)
-            if (u.label == std::to_string(likes[i].first) + "-bit r" + std::to_string(likes[i].second)) uniform = u.objective;
+            if (u.label == std::to_string(likes[i].first) + "-bit r" + std::to_string(likes[i].second))
+                uniform = u.objective;
         more.push_back({{"budget_like", std::to_string(likes[i].first) + ":" + std::to_string(likes[i].second)},
                         {"profile", name},
                         {"budget_mib", double(other.fixed_bytes + other.budget_bytes) / mib},
@@ -187,12 +195,13 @@ int cmd_plan(const Args& args, std::ostream& out, std::ostream& err) {
     dir.commit();
 
     auto line = [&](const char* what, const Allocation& a) {
-        out << std::left << std::setw(10) << what << std::right << std::setw(10) << fmt(double(plan.fixed_bytes + a.bytes) / mib, 5)
-            << " MiB" << std::setw(12) << fmt(a.objective, 5) << std::setw(10) << fmt(plan.bits_per_weight(a, true), 4)
-            << "\n";
+        out << std::left << std::setw(10) << what << std::right << std::setw(10)
+            << fmt(double(plan.fixed_bytes + a.bytes) / mib, 5) << " MiB" << std::setw(12) << fmt(a.objective, 5)
+            << std::setw(10) << fmt(plan.bits_per_weight(a, true), 4) << "\n";
     };
-    out << std::left << std::setw(10) << "plan" << std::right << std::setw(14) << "size" << std::setw(12)
-        << "objective" << std::setw(10) << "bits/w" << "\n";
+    out << std::left << std::setw(10) << "plan" << std::right << std::setw(14) << "size" << std::setw(12) << "objective"
+        << std::setw(10) << "bits/w"
+        << "\n";
     line("exact", plan.exact);
     line("greedy", plan.greedy);
     for (const PlanPoint& u : plan.uniform)
@@ -200,9 +209,9 @@ int cmd_plan(const Args& args, std::ostream& out, std::ostream& err) {
             out << std::left << std::setw(10) << u.label << std::right << std::setw(10) << fmt(double(u.bytes) / mib, 5)
                 << " MiB" << std::setw(12) << fmt(u.objective, 5) << "\n";
     out << "budget " << fmt(double(plan.fixed_bytes + plan.budget_bytes) / mib, 5) << " MiB (fixed "
-        << fmt(double(plan.fixed_bytes) / mib, 4) << " MiB); optimality gap <= "
-        << fmt(plan.exact.objective - plan.exact.lower_bound, 3) << "; curves " << fmt(plan.seconds["curves"], 3)
-        << " s, solve " << fmt(plan.seconds["solve"], 3) << " s\n"
+        << fmt(double(plan.fixed_bytes) / mib, 4)
+        << " MiB); optimality gap <= " << fmt(plan.exact.objective - plan.exact.lower_bound, 3) << "; curves "
+        << fmt(plan.seconds["curves"], 3) << " s, solve " << fmt(plan.seconds["solve"], 3) << " s\n"
         << "loads in: ";
     for (size_t i = 0; i < plan.loaders.size(); ++i) out << (i ? "; " : "") << plan.loaders[i];
     out << "\nwrote " << out_dir << "/profile.json, plan.json, plan.csv\n";

@@ -18,13 +18,20 @@ using cloq::test::cloq_run;
 
 namespace {
 std::vector<std::string> calib_args() {
-    return {"--calib", cloq::test::tinystories_path(), "--calib-nsamples", "8", "--calib-seqlen", "128", "--no-cache",
-            "--group", "32"};
+    return {"--calib",
+            cloq::test::tinystories_path(),
+            "--calib-nsamples",
+            "8",
+            "--calib-seqlen",
+            "128",
+            "--no-cache",
+            "--group",
+            "32"};
 }
 
 std::vector<std::string> plan_args(const std::string& out, std::vector<std::string> more) {
-    std::vector<std::string> a = {"plan", "--model", cloq::test::demo_model_dir(), "--bits", "2,4", "--ranks",
-                                  "0,4,8,16", "--out", out};
+    std::vector<std::string> a = {
+        "plan", "--model", cloq::test::demo_model_dir(), "--bits", "2,4", "--ranks", "0,4,8,16", "--out", out};
     for (const auto& c : calib_args()) a.push_back(c);
     for (auto& m : more) a.push_back(std::move(m));
     return a;
@@ -66,10 +73,17 @@ private Q_SLOTS:
 
         // Exported with that profile, the stored tensors take exactly the bytes the plan predicted.
         const std::string exp = p("export").string();
-        std::vector<std::string> q = {"quantize",  "--model",       cloq::test::demo_model_dir(),
-                                      "--profile", (fs::path(out) / "profile.json").string(),
-                                      "--format",  "gptq_v2",       "--no-compare",
-                                      "--no-spectral", "--out",     exp};
+        std::vector<std::string> q = {"quantize",
+                                      "--model",
+                                      cloq::test::demo_model_dir(),
+                                      "--profile",
+                                      (fs::path(out) / "profile.json").string(),
+                                      "--format",
+                                      "gptq_v2",
+                                      "--no-compare",
+                                      "--no-spectral",
+                                      "--out",
+                                      exp};
         for (const auto& c : calib_args()) q.push_back(c);
         const auto e = cloq_run(q);
         QVERIFY2(e.code == 0, e.err.c_str());

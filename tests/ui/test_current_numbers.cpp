@@ -21,6 +21,7 @@
 #include "cli_run.h"
 #include "cloq/settings/profile.h"
 #include "export_dialog.h"
+#include "gui_fixture.h"
 #include "layer_table_model.h"
 #include "main_window.h"
 #include "model_session.h"
@@ -51,10 +52,7 @@ class TestCurrentNumbers : public QObject {
     QMetaObject::Connection watch_;
 
 public:
-    TestCurrentNumbers() {
-        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
-        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");
-    }
+    TestCurrentNumbers() { test::set_gui_environment(home_); }
 
 private:
     SessionController* controller() const { return w_->controller(); }
@@ -144,31 +142,22 @@ private:
             sum += cli.at(r.name).cloq;
             ++i;
         }
-        QVERIFY2(ov->caption().contains(QString("%1 of %1 layers current").arg(cli.size())),
-                 qPrintable(ov->caption()));
+        QVERIFY2(ov->caption().contains(QString("%1 of %1 layers current").arg(cli.size())), qPrintable(ov->caption()));
         QVERIFY2(ov->caption().contains(format_number(sum / cli.size())), qPrintable(ov->caption()));
-        qInfo("%s: %zu rows equal cloq analyze; %zu current values seen while recomputing", qPrintable(tag),
-              cli.size(), seenCurrent_.size());
+        qInfo("%s: %zu rows equal cloq analyze; %zu current values seen while recomputing", qPrintable(tag), cli.size(),
+              seenCurrent_.size());
     }
 
 private Q_SLOTS:
     void initTestCase() {
-        QStandardPaths::setTestModeEnabled(true);
-        apply_theme(*qApp, Theme::Light);
-        w_ = std::make_unique<MainWindow>();
-        w_->resize(1280, 800);
-        w_->show();
+        w_ = test::show_main_window();
         QSignalSpy opened(w_.get(), &MainWindow::modelOpened);
         QVERIFY(w_->openDemo());
         QVERIFY(opened.wait(120000));
         QVERIFY(waitAllCurrent());
     }
 
-    void cleanupTestCase() {
-        w_->cancelJobs();
-        BackgroundJob::jobPool()->waitForDone();
-        w_.reset();
-    }
+    void cleanupTestCase() { test::close_main_window(w_); }
 
     // "To the whole model": every row goes stale at once (none shows its old number as current), the selected
     // layer is solved by its worker, the rest in the background; at the end all equal the CLI.
@@ -283,8 +272,8 @@ private Q_SLOTS:
                          test::tol::kSamePath,
                      name.c_str());
             if (m["metrics"].contains("zero"))
-                QVERIFY2(test::rel_diff(l["zero_fro_rel"].get<double>(), m["metrics"]["zero"]["fro_rel"].get<double>()) <
-                             test::tol::kSamePath,
+                QVERIFY2(test::rel_diff(l["zero_fro_rel"].get<double>(),
+                                        m["metrics"]["zero"]["fro_rel"].get<double>()) < test::tol::kSamePath,
                          name.c_str());
         }
         const QString caption = QString::fromStdString(drawn["caption"].get<std::string>());

@@ -25,6 +25,7 @@
 #include "export/peft_export.h"
 #include "finetune_controller.h"
 #include "finetune_view.h"
+#include "gui_fixture.h"
 #include "main_window.h"
 #include "model_session.h"
 #include "session_controller.h"
@@ -43,18 +44,11 @@ class TestFinetuneTab : public QObject {
 
 public:
     // Environment before QtTest's watchdog thread starts (see test_profile_parity.cpp).
-    TestFinetuneTab() {
-        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
-        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");
-    }
+    TestFinetuneTab() { test::set_gui_environment(home_); }
 
 private Q_SLOTS:
     void initTestCase() {
-        QStandardPaths::setTestModeEnabled(true);
-        apply_theme(*qApp, Theme::Light);
-        w_ = std::make_unique<MainWindow>();
-        w_->resize(1280, 800);
-        w_->show();
+        w_ = test::show_main_window();
         QSignalSpy opened(w_.get(), &MainWindow::modelOpened);
         QSignalSpy analysed(w_.get(), &MainWindow::analysisFinished);
         QVERIFY(w_->openDemo());
@@ -63,11 +57,7 @@ private Q_SLOTS:
         w_->tabs()->setCurrentWidget(w_->finetune());
     }
 
-    void cleanupTestCase() {
-        w_->cancelJobs();
-        BackgroundJob::jobPool()->waitForDone();
-        w_.reset();
-    }
+    void cleanupTestCase() { test::close_main_window(w_); }
 
     void startDrawsCurvesThatEqualTheCli() {
         FinetuneView* v = w_->finetune();

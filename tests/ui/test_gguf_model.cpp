@@ -12,6 +12,7 @@
 
 #include "background_job.h"
 #include "cloq/lowrank/layer_solver.h"
+#include "gui_fixture.h"
 #include "layer_table_model.h"
 #include "layer_worker.h"
 #include "main_window.h"
@@ -32,21 +33,14 @@ class TestGgufModel : public QObject {
 public:
     // The environment is set here, before QtTest starts its watchdog thread: setenv while another thread reads
     // the environment (the watchdog does, at every test function) is a data race that crashed a suite once.
-    TestGgufModel() {
-        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
-        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");
-    }
+    TestGgufModel() { test::set_gui_environment(home_); }
 
 private Q_SLOTS:
     void initTestCase() {
-        QStandardPaths::setTestModeEnabled(true);
-        apply_theme(*qApp, Theme::Light);
         if (!QFileInfo::exists(QString::fromStdString(test::smollm2_path())))
             QFAIL(qPrintable(QString::fromStdString("SmolLM2 GGUF not found at " + test::smollm2_path() +
                                                     "; run packaging/fetch-smollm2.sh (the README's commands do)")));
-        w_ = std::make_unique<MainWindow>();
-        w_->resize(1280, 800);
-        w_->show();
+        w_ = test::show_main_window();
         // What is checked is opening and one real-size layer: the background fill of the other 209 rows (the
         // default) would only compete for the two cores (ui_test_current_numbers covers the fill).
         w_->controller()->setAutoAnalysis(false);

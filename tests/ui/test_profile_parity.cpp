@@ -15,6 +15,7 @@
 #include "background_job.h"
 #include "cli_run.h"
 #include "cloq/settings/profile.h"
+#include "gui_fixture.h"
 #include "layer_table_model.h"
 #include "main_window.h"
 #include "model_session.h"
@@ -50,19 +51,12 @@ class TestProfileParity : public QObject {
 public:
     // The environment is set here, before QtTest starts its watchdog thread: setenv while another thread reads
     // the environment (the watchdog does, at every test function) is a data race that crashed a suite once.
-    TestProfileParity() {
-        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
-        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");  // empty: the GUI calibrates and caches
-    }
+    TestProfileParity() { test::set_gui_environment(home_); }
 
 private Q_SLOTS:
     void initTestCase() {
-        QStandardPaths::setTestModeEnabled(true);
-        apply_theme(*qApp, Theme::Light);
         QVERIFY(!find_demo().model_dir.isEmpty());
-        w_ = std::make_unique<MainWindow>();
-        w_->resize(1280, 800);
-        w_->show();
+        w_ = test::show_main_window();
         QSignalSpy opened(w_.get(), &MainWindow::modelOpened);
         QSignalSpy analysed(w_.get(), &MainWindow::analysisFinished);
         QVERIFY(w_->openDemo());
@@ -96,11 +90,7 @@ private Q_SLOTS:
                        "--seed",           std::to_string(c.seed)};
     }
 
-    void cleanupTestCase() {
-        w_->cancelJobs();
-        BackgroundJob::jobPool()->waitForDone();
-        w_.reset();
-    }
+    void cleanupTestCase() { test::close_main_window(w_); }
 
     // Every explorer row after "Analyze all layers" equals `cloq analyze --profile` (same code, same numbers), and
     // the CLI's calibration comes from the cache the GUI wrote.

@@ -33,6 +33,7 @@
 #include "discrepancy_chart.h"
 #include "event_latency_probe.h"
 #include "export_dialog.h"
+#include "gui_fixture.h"
 #include "heat_map_widget.h"
 #include "layer_table_model.h"
 #include "layer_worker.h"
@@ -72,8 +73,8 @@ std::unique_ptr<LayerSolver> reference_solver(const ModelSession& session, const
     const LinearLayer* l = session.layer(layer.toStdString());
     auto solver = std::make_unique<LayerSolver>(session.weight(l->name()), session.hessian(*l), "reference");
     solver->update(s);
-    solver->ensure(InitMethod::Svd);
-    solver->ensure(InitMethod::Loftq);
+    for (InitMethod m : {InitMethod::Svd, InitMethod::Loftq, InitMethod::QeraExact, InitMethod::QeraApprox})
+        solver->ensure(m);
     return solver;
 }
 // Interactive widgets under `root` without a tooltip (inner parts of composite widgets excluded).
@@ -108,26 +109,15 @@ class TestStudio : public QObject {
 public:
     // The environment is set here, before QtTest starts its watchdog thread: setenv while another thread reads
     // the environment (the watchdog does, at every test function) is a data race that crashed a suite once.
-    TestStudio() {
-        qputenv("CLOQ_SHARED_DIR", QByteArray(CLOQ_SHARED_DIR));
-        qputenv("CLOQ_CACHE_DIR", home_.path().toUtf8() + "/cache");
-    }
+    TestStudio() { test::set_gui_environment(home_); }
 
 private Q_SLOTS:
     void initTestCase() {
-        QStandardPaths::setTestModeEnabled(true);  // recent files and caches go to a test location
-        apply_theme(*qApp, Theme::Light);
         QVERIFY(!find_demo().model_dir.isEmpty());
-        w_ = std::make_unique<MainWindow>();
-        w_->resize(1280, 800);
-        w_->show();
+        w_ = test::show_main_window();
     }
 
-    void cleanupTestCase() {
-        w_->cancelJobs();
-        BackgroundJob::jobPool()->waitForDone();
-        w_.reset();
-    }
+    void cleanupTestCase() { test::close_main_window(w_); }
 
     void opensTheDemo() {
         QSignalSpy opened(w_.get(), &MainWindow::modelOpened);

@@ -7,8 +7,8 @@
 #include <regex>
 #include <sstream>
 
-#include "cloq/analysis/quantized_eval.h"
 #include "base/regex.h"
+#include "cloq/analysis/quantized_eval.h"
 #include "cloq/base/error.h"
 #include "cloq/base/timing.h"
 #include "cloq/lowrank/factor_cache.h"

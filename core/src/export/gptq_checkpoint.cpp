@@ -10,8 +10,8 @@
 #include <sstream>
 #include <tuple>
 
-#include "cloq/base/atomic_file.h"
 #include "base/regex.h"
+#include "cloq/base/atomic_file.h"
 #include "cloq/base/error.h"
 
 namespace fs = std::filesystem;
@@ -193,8 +193,9 @@ bool gptq_dynamic_lookup(const nlohmann::ordered_json& dynamic, const std::strin
         std::string pattern = it.key();
         const bool negative = pattern.rfind("-:", 0) == 0;
         if (negative || pattern.rfind("+:", 0) == 0) pattern = pattern.substr(2);
-        const bool match = std::regex_search(module, compile_untrusted_regex(pattern, where + ": dynamic key '" + it.key() + "'"),
-                                             std::regex_constants::match_continuous);
+        const bool match =
+            std::regex_search(module, compile_untrusted_regex(pattern, where + ": dynamic key '" + it.key() + "'"),
+                              std::regex_constants::match_continuous);
         if (!match) continue;
         if (negative) return false;
         const auto& o = it.value();

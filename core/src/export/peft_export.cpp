@@ -10,8 +10,8 @@
 #include <set>
 #include <sstream>
 
-#include "cloq/base/atomic_file.h"
 #include "base/regex.h"
+#include "cloq/base/atomic_file.h"
 #include "cloq/base/error.h"
 #include "cloq/io/safetensors.h"
 

@@ -37,8 +37,7 @@ double cosine_lr(const FineTuneOptions& o, int t) {
 }
 
 std::string FineTuneInit::label() const {
-    const bool has_split = init == InitMethod::Cloq || init == InitMethod::Svd;
-    return to_string(init) + (has_split && split != Split::Default ? "-" + to_string(split) : "");
+    return to_string(init) + (init_has_split(init) && split != Split::Default ? "-" + to_string(split) : "");
 }
 
 std::vector<FineTuneInit> parse_finetune_inits(const std::string& inits, const std::string& splits) {
@@ -55,10 +54,7 @@ std::vector<FineTuneInit> parse_finetune_inits(const std::string& inits, const s
     std::vector<FineTuneInit> out;
     for (const auto& name : items(inits, "--inits")) {
         const InitMethod m = parse_init_method(name);
-        // The split only places the singular values of an SVD-based factorization: LoftQ always uses √S on both
-        // sides, zero init has none, EoRA is fixed by its definition.
-        const bool has_split = m == InitMethod::Cloq || m == InitMethod::Svd;
-        for (const Split s : has_split ? split_list : std::vector<Split>{Split::Default}) {
+        for (const Split s : init_has_split(m) ? split_list : std::vector<Split>{Split::Default}) {
             const FineTuneInit fi{m, s};
             const bool dup =
                 std::any_of(out.begin(), out.end(), [&](const FineTuneInit& o) { return o.init == m && o.split == s; });

@@ -46,7 +46,7 @@ struct LayerSolver::State {
 
     std::optional<QuantizedWeight> qw;
     Base base;
-    std::optional<Solved> cloq, svd, eora, loftq_svd;
+    std::optional<Solved> cloq, svd, eora, qera_exact, qera_approx, loftq_svd;
     std::optional<LoftqResult> loftq;
     LayerSettings loftq_settings;
     std::optional<Base> loftq_base;
@@ -93,6 +93,10 @@ struct LayerSolver::State {
             return svd ? &*svd : nullptr;
         case InitMethod::Eora:
             return eora ? &*eora : nullptr;
+        case InitMethod::QeraExact:
+            return qera_exact ? &*qera_exact : nullptr;
+        case InitMethod::QeraApprox:
+            return qera_approx ? &*qera_approx : nullptr;
         case InitMethod::Loftq:
             return loftq_svd ? &*loftq_svd : nullptr;
         case InitMethod::Zero:
@@ -104,7 +108,8 @@ struct LayerSolver::State {
     void require(InitMethod m) const {
         const bool ok =
             have && (m == InitMethod::Zero || (m == InitMethod::Cloq && cloq) || (m == InitMethod::Svd && svd) ||
-                     (m == InitMethod::Eora && eora) || (m == InitMethod::Loftq && loftq));
+                     (m == InitMethod::Eora && eora) || (m == InitMethod::QeraExact && qera_exact) ||
+                     (m == InitMethod::QeraApprox && qera_approx) || (m == InitMethod::Loftq && loftq));
         if (!ok)
             throw Error(name + ": the " + to_string(m) + " init is not computed for the current settings" +
                         (have ? " (call ensure first)" : " (call update first)"));
@@ -177,6 +182,8 @@ void LayerSolver::update(const LayerSettings& s, const Progress& progress) {
         st.cloq.reset();
         st.svd.reset();
         st.eora.reset();
+        st.qera_exact.reset();
+        st.qera_approx.reset();
         st.loftq.reset();
         st.loftq_svd.reset();
         st.loftq_base.reset();
@@ -203,7 +210,7 @@ void LayerSolver::update(const LayerSettings& s, const Progress& progress) {
     const Stopwatch t0;
     st.s = s;
     st.have = true;
-    for (auto* so : {&st.cloq, &st.svd, &st.eora, &st.loftq_svd})
+    for (auto* so : {&st.cloq, &st.svd, &st.eora, &st.qera_exact, &st.qera_approx, &st.loftq_svd})
         if (*so) st.reserve(**so, s.rank);
     st.timings["vectors"] = t0.seconds();
     lock.unlock();
@@ -233,6 +240,20 @@ void LayerSolver::ensure(InitMethod m, const Progress& progress) {
         st.eora = st.solve(st.base, detail::Root::eora(*st.hf));
         st.reserve(*st.eora, st.s.rank);
         st.timings["eora"] = t0.seconds();
+        break;
+    case InitMethod::QeraExact:
+        if (st.qera_exact) return;
+        progress(0.0, "QERA-exact: symmetric root of H");
+        st.qera_exact = st.solve(st.base, detail::Root::qera_exact(*st.hf));
+        st.reserve(*st.qera_exact, st.s.rank);
+        st.timings["qera-exact"] = t0.seconds();
+        break;
+    case InitMethod::QeraApprox:
+        if (st.qera_approx) return;
+        progress(0.0, "QERA-approx: diagonal root of H");
+        st.qera_approx = st.solve(st.base, detail::Root::qera_approx(*st.hf));
+        st.reserve(*st.qera_approx, st.s.rank);
+        st.timings["qera-approx"] = t0.seconds();
         break;
     case InitMethod::Loftq:
         if (st.loftq) return;
@@ -295,7 +316,8 @@ LowRank LayerSolver::init(InitMethod m, torch::ScalarType dtype) const {
         st.eora->spec->reserve(r);
         return st.eora->spec->adapter(r, Split::Sqrt).to(dtype);
     default: {
-        auto& so = m == InitMethod::Cloq ? *st.cloq : *st.svd;
+        // CLoQ, SVD and QERA place the singular values as the settings' split says.
+        auto& so = *st.solved(m);
         so.spec->reserve(r);
         return so.spec->adapter(r, st.s.split).to(dtype);
     }

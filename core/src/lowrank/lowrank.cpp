@@ -77,6 +77,15 @@ LowRank eora_init(const torch::Tensor& W, const torch::Tensor& Q, const torch::T
     return solve(f64(W) - f64(Q), std::move(root), r, Split::Sqrt, dtype);
 }
 
+LowRank qera_init(const torch::Tensor& W, const torch::Tensor& Q, const torch::Tensor& H, int64_t r, bool exact,
+                  Split split, torch::ScalarType dtype) {
+    check_pair(W, Q, r);
+    check_h(H, W.size(1));
+    const HessianFactor hf(H.to(W.device()));
+    auto root = exact ? detail::Root::qera_exact(hf) : detail::Root::qera_approx(hf);
+    return solve(f64(W) - f64(Q), std::move(root), r, split, dtype);
+}
+
 LoftqResult loftq_init(const torch::Tensor& W, const torch::Tensor& H, const LayerSettings& s,
                        const Progress& progress) {
     validate(s);

@@ -30,6 +30,29 @@ Root Root::eora(const HessianFactor& hf) {
     return explicit_root((w.sqrt().unsqueeze(1) * U.t()).contiguous(), (U * w.rsqrt().unsqueeze(0)).contiguous());
 }
 
+Root Root::qera_exact(const HessianFactor& hf) {
+    const auto& e = hf.eigh_unregularized();
+    const double vmax = std::max(e.values.max().item<double>(), 0.0);
+    const auto keep =
+        (e.values > 2.220446049250313e-16 * static_cast<double>(hf.in_features()) * vmax).nonzero().squeeze(1);
+    const auto w = e.values.index_select(0, keep);
+    const auto U = e.vectors.index_select(1, keep);
+    return explicit_root(((U * w.sqrt().unsqueeze(0)).mm(U.t())).contiguous(),
+                         ((U * w.rsqrt().unsqueeze(0)).mm(U.t())).contiguous());
+}
+
+Root Root::qera_approx(const HessianFactor& hf) {
+    const auto d = hf.H().diagonal().clamp_min(0);
+    const double dmax = d.numel() ? d.max().item<double>() : 0.0;
+    // A feature the calibration never excites (diag 0) gets no adapter, as a pseudo-inverse gives it.
+    const auto live = d > 2.220446049250313e-16 * dmax;
+    Root r;
+    r.kind = Diagonal;
+    r.R = d.sqrt().contiguous();
+    r.R_pinv = torch::where(live, d.rsqrt(), torch::zeros_like(d)).contiguous();
+    return r;
+}
+
 ResidualSpectrum::ResidualSpectrum(torch::Tensor dW, Root root) : dW_(std::move(dW)), root_(std::move(root)) {
     TORCH_CHECK(dW_.dim() == 2 && dW_.scalar_type() == torch::kFloat64);
     Stopwatch t0;
@@ -43,6 +66,9 @@ ResidualSpectrum::ResidualSpectrum(torch::Tensor dW, Root root) : dW_(std::move(
         break;
     case Root::Explicit:
         T_ = dW_.mm(root_.R.t());
+        break;
+    case Root::Diagonal:
+        T_ = dW_ * root_.R.unsqueeze(0);
         break;
     }
     out_side_ = out() <= k;
@@ -83,6 +109,8 @@ void ResidualSpectrum::reserve(int64_t r) {
         Vn = vecs;
         if (root_.kind == Root::Explicit)
             rows_n = root_.R_pinv.mm(T_.t().mm(Vn)).t();  // (R⁺·R·ΔWᵀ·V)ᵀ
+        else if (root_.kind == Root::Diagonal)            // R⁺·R = the mask of live features
+            rows_n = Vn.t().mm(dW_) * (root_.R_pinv > 0).to(dW_.scalar_type()).unsqueeze(0);
         else
             rows_n = Vn.t().mm(dW_);  // R invertible: R⁻¹·U·S = R⁻¹·R·ΔWᵀ·V = ΔWᵀ·V
     } else {
@@ -100,6 +128,9 @@ void ResidualSpectrum::reserve(int64_t r) {
             break;
         case Root::Explicit:
             rows_n = root_.R_pinv.mm(US).t();
+            break;
+        case Root::Diagonal:
+            rows_n = (US * root_.R_pinv.unsqueeze(1)).t();
             break;
         }
     }

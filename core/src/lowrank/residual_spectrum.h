@@ -1,5 +1,6 @@
 // Internal: the weighted rank-r problem  min ‖R(ΔWᵀ − A_p B_pᵀ)‖_F  over rank-r products, for a root R of the
-// weighting (RᵀR = H_λ for CLoQ, = H truncated for EoRA, = I for the plain SVD init), solved through the smaller
+// weighting (RᵀR = H_λ for CLoQ, = H truncated for EoRA and QERA-exact, = diag(H) for QERA-approx, = I for the plain
+// SVD init), solved through the smaller
 // Gram matrix of R·ΔWᵀ (see layer_solver.h for why that is exact enough) with all singular values and the leading
 // singular vectors grown on demand. Everything float64.
 #pragma once
@@ -14,10 +15,10 @@
 namespace cloq::detail {
 
 struct Root {
-    enum Kind { Identity, Lower, Explicit } kind = Identity;
+    enum Kind { Identity, Lower, Explicit, Diagonal } kind = Identity;
     torch::Tensor L;       // Lower: R = Lᵀ, L [in, in] lower triangular
-    torch::Tensor R;       // Explicit: R [k, in]
-    torch::Tensor R_pinv;  // Explicit: R⁺ [in, k]
+    torch::Tensor R;       // Explicit: R [k, in];  Diagonal: R = diag(R), R [in]
+    torch::Tensor R_pinv;  // Explicit: R⁺ [in, k]; Diagonal: R⁺ = diag(R_pinv), R_pinv [in] (0 where R is 0)
 
     static Root identity() { return {}; }
     static Root lower(torch::Tensor L) {
@@ -37,6 +38,12 @@ struct Root {
     static Root of(const HessianFactor& hf);
     // EoRA's root of the UNregularized H: R = Λ^½Uᵀ over eigenvalues > λ_max·in·eps₃₂ (the rest dropped).
     static Root eora(const HessianFactor& hf);
+    // QERA-exact: the symmetric root of the UNregularized H, R = UΛ^½Uᵀ over eigenvalues > λ_max·in·eps₆₄, with
+    // its pseudo-inverse UΛ^-½Uᵀ. Any two roots differ by an orthogonal factor on the left, so the adapter's
+    // product equals EoRA's up to the eigenvalue cut: what QERA-exact changes against CLoQ is the missing ridge.
+    static Root qera_exact(const HessianFactor& hf);
+    // QERA-approx: the diagonal root diag(H)^½ (a feature's scale, none of the correlations between features).
+    static Root qera_approx(const HessianFactor& hf);
 };
 
 class ResidualSpectrum {

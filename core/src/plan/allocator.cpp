@@ -15,7 +15,8 @@ void check_instance(const std::vector<std::vector<PlanOption>>& layers) {
         if (layers[l].empty()) throw Error("plan: layer " + std::to_string(l) + " has no option");
         for (const PlanOption& o : layers[l])
             if (o.bytes < 0 || !std::isfinite(o.objective))
-                throw Error("plan: layer " + std::to_string(l) + " has an option with a negative size or a "
+                throw Error("plan: layer " + std::to_string(l) +
+                            " has an option with a negative size or a "
                             "non-finite objective");
     }
 }
@@ -115,7 +116,8 @@ Allocation allocate_greedy(const std::vector<std::vector<PlanOption>>& layers, i
         for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
         const auto& opts = layers[l];
         std::sort(idx.begin(), idx.end(), [&](int a, int b) {
-            return opts[a].bytes != opts[b].bytes ? opts[a].bytes < opts[b].bytes : opts[a].objective < opts[b].objective;
+            return opts[a].bytes != opts[b].bytes ? opts[a].bytes < opts[b].bytes
+                                                  : opts[a].objective < opts[b].objective;
         });
         std::vector<int>& h = hull[l];
         for (int i : idx) {
@@ -125,8 +127,10 @@ Allocation allocate_greedy(const std::vector<std::vector<PlanOption>>& layers, i
                 // b lies on or above the segment a–c: not on the lower hull.
                 const double cross = double(b.bytes - a.bytes) * (c.objective - a.objective) -
                                      (b.objective - a.objective) * double(c.bytes - a.bytes);
-                if (cross <= 0) h.pop_back();
-                else break;
+                if (cross <= 0)
+                    h.pop_back();
+                else
+                    break;
             }
             h.push_back(i);
         }
@@ -182,8 +186,10 @@ double lagrangian_lower_bound(const std::vector<std::vector<PlanOption>>& layers
     hi = std::max(hi * 2, 1e-300);
     for (int it = 0; it < 200; ++it) {
         const double m1 = lo + (hi - lo) / 3, m2 = hi - (hi - lo) / 3;
-        if (g(m1) < g(m2)) lo = m1;
-        else hi = m2;
+        if (g(m1) < g(m2))
+            lo = m1;
+        else
+            hi = m2;
     }
     return std::max(g(0.0), g((lo + hi) / 2));
 }

@@ -43,8 +43,9 @@ double Plan::bits_per_weight(const Allocation& a, bool with_adapter) const {
     for (const LayerCurve& l : layers) {
         if (!l.plannable) continue;
         const PlanOption& o = l.options[static_cast<size_t>(a.choice[k++])];
-        bytes += with_adapter ? double(o.bytes)
-                              : double(o.bytes - adapter_bytes(l.layer.out, l.layer.in, o.rank, options.adapter_elem_bytes));
+        bytes += with_adapter
+                     ? double(o.bytes)
+                     : double(o.bytes - adapter_bytes(l.layer.out, l.layer.in, o.rank, options.adapter_elem_bytes));
     }
     return 8.0 * bytes / double(weights_planned);
 }
@@ -54,7 +55,8 @@ void validate_plan_options(const PlanOptions& o) {
     for (int b : o.bits)
         if (b != 2 && b != 3 && b != 4 && b != 8)
             throw Error("plan: bit width " + std::to_string(b) + " cannot be packed (GPTQ loaders take 2, 3, 4, 8)");
-    if (std::set<int>(o.bits.begin(), o.bits.end()).size() != o.bits.size()) throw Error("plan: --bits repeats a value");
+    if (std::set<int>(o.bits.begin(), o.bits.end()).size() != o.bits.size())
+        throw Error("plan: --bits repeats a value");
     if (o.mode == PlanMode::RanksOnly && o.bits.size() != 1)
         throw Error("plan: --mode ranks keeps one bit width for the whole base; give exactly one in --bits");
     if (o.ranks.empty()) throw Error("plan: --ranks lists no rank");
@@ -129,12 +131,30 @@ ResolvedProfile profile_of(const Plan& p, const Allocation& a) {
     return r;
 }
 
+// The smallest and largest summed option size of the planned layers.
+std::pair<int64_t, int64_t> planned_range(const std::vector<std::vector<PlanOption>>& inst) {
+    int64_t lo = 0, hi = 0;
+    for (const auto& opts : inst) {
+        int64_t mn = opts[0].bytes, mx = opts[0].bytes;
+        for (const PlanOption& o : opts) mn = std::min(mn, o.bytes), mx = std::max(mx, o.bytes);
+        lo += mn;
+        hi += mx;
+    }
+    return {lo, hi};
+}
+
 }  // namespace
+
+std::pair<int64_t, int64_t> plan_size_range(const Plan& p) {
+    const auto [lo, hi] = planned_range(instance(p));
+    return {p.fixed_bytes + lo, p.fixed_bytes + hi};
+}
 
 int64_t requested_budget_bytes(const Plan& p) {
     const PlanOptions& o = p.options;
     if (o.budget_mib) return static_cast<int64_t>(std::floor(*o.budget_mib * 1024.0 * 1024.0));
-    if (o.budget_bits) return p.fixed_bytes + static_cast<int64_t>(std::floor(*o.budget_bits * double(p.weights_planned) / 8.0));
+    if (o.budget_bits)
+        return p.fixed_bytes + static_cast<int64_t>(std::floor(*o.budget_bits * double(p.weights_planned) / 8.0));
     double unused = 0;
     const bool has_rank = std::count(o.ranks.begin(), o.ranks.end(), o.budget_like->second) > 0;
     for (int b : o.bits)
@@ -144,27 +164,21 @@ int64_t requested_budget_bytes(const Plan& p) {
                 std::to_string(o.budget_like->second) + " names a bit width or rank that --bits / --ranks do not list");
 }
 
-void solve_plan(Plan& p, int64_t total_budget) {
+void solve_plan(Plan& p, int64_t total_budget, int64_t dp_units) {
     const Stopwatch t;
     const auto inst = instance(p);
     p.budget_bytes = total_budget - p.fixed_bytes;
-    int64_t lo = 0, hi = 0;
-    for (const auto& opts : inst) {
-        int64_t mn = opts[0].bytes, mx = opts[0].bytes;
-        for (const PlanOption& o : opts) mn = std::min(mn, o.bytes), mx = std::max(mx, o.bytes);
-        lo += mn;
-        hi += mx;
-    }
+    const auto [lo, hi] = planned_range(inst);
     if (p.budget_bytes < lo) {
         const double mib = 1024.0 * 1024.0;
         throw Error("plan: the budget (" + std::to_string(double(total_budget) / mib) +
-                    " MiB) is below the smallest plan: " + std::to_string(double(p.fixed_bytes + lo) / mib) +
-                    " MiB (" + std::to_string(double(p.fixed_bytes) / mib) +
+                    " MiB) is below the smallest plan: " + std::to_string(double(p.fixed_bytes + lo) / mib) + " MiB (" +
+                    std::to_string(double(p.fixed_bytes) / mib) +
                     " MiB of it fixed: embeddings, norms, float-kept modules)");
     }
     // If the options use bytes for the adapter only when asked (--budget-bits without the adapter), the
     // instance already holds those costs.
-    p.exact = allocate_exact(inst, p.budget_bytes, p.options.dp_units);
+    p.exact = allocate_exact(inst, p.budget_bytes, dp_units > 0 ? dp_units : p.options.dp_units);
     p.greedy = allocate_greedy(inst, p.budget_bytes);
     p.profile = profile_of(p, p.exact);
     p.seconds["solve"] = t.seconds();
@@ -178,8 +192,13 @@ void solve_plan(Plan& p, int64_t total_budget) {
                                                "PEFT (per-layer ranks in rank_pattern)"}
                     : std::vector<std::string>{"GPTQModel", "vLLM", "PEFT (per-layer ranks in rank_pattern)",
                                                "not transformers + optimum: they ignore the per-layer bits in dynamic"};
+}
+
+void trace_front(Plan& p) {
     // The front: the exact optimum at budgets from the smallest to the largest plan.
     const Stopwatch tf;
+    const auto inst = instance(p);
+    const auto [lo, hi] = planned_range(inst);
     p.front.clear();
     constexpr int kPoints = 24;
     for (int i = 0; i <= kPoints; ++i) {
@@ -198,15 +217,14 @@ void solve_plan(Plan& p, int64_t total_budget) {
     p.seconds["front"] = tf.seconds();
 }
 
-Plan plan_model(const LlamaModel& model, const Calibration& cal, const PlanOptions& opt, const Progress& progress) {
+Plan plan_curves(const ModelFiles& files, const Calibration& cal, const PlanOptions& opt, const Progress& progress) {
     torch::NoGradGuard no_grad;
-    const Stopwatch t0;
     validate_plan_options(opt);
     Plan p;
-    p.model = model.files().path;
+    p.model = files.path;
     p.options = opt;
-    const auto& weights = *model.files().weights;
-    const auto selected = select_layers(model.config(), opt.layer_regex);
+    const auto& weights = *files.weights;
+    const auto selected = select_layers(files.config, opt.layer_regex);
     std::set<std::string> planned_names;
     for (const auto& l : selected) planned_names.insert(l.name());
     const int max_rank = *std::max_element(opt.ranks.begin(), opt.ranks.end());
@@ -214,7 +232,7 @@ Plan plan_model(const LlamaModel& model, const Calibration& cal, const PlanOptio
     // Fixed cost: every tensor that is not a planned, packable linear weight, as the GPTQ base stores it, and
     // the layers outside --layers at the base settings.
     std::set<std::string> packable_weights;
-    for (const auto& l : linear_layers(model.config())) {
+    for (const auto& l : linear_layers(files.config)) {
         LayerCurve c;
         c.layer = l;
         std::string why;
@@ -238,7 +256,10 @@ Plan plan_model(const LlamaModel& model, const Calibration& cal, const PlanOptio
         int64_t numel = 1;
         for (int64_t d : weights.shape(n)) numel *= d;
         const std::string dt = st ? weights.dtype(n) : "F32";
-        const int64_t elem = dt == "F16" || dt == "BF16" ? 2 : dt == "F64" || dt == "I64" ? 8 : dt == "I8" || dt == "U8" ? 1 : 4;
+        const int64_t elem = dt == "F16" || dt == "BF16"  ? 2
+                             : dt == "F64" || dt == "I64" ? 8
+                             : dt == "I8" || dt == "U8"   ? 1
+                                                          : 4;
         p.fixed_bytes += numel * elem;
     }
 
@@ -286,9 +307,16 @@ Plan plan_model(const LlamaModel& model, const Calibration& cal, const PlanOptio
     }
     if (n_plannable == 0) throw Error("plan: no linear layer can be planned (none is packable for GPTQ loaders)");
     p.seconds["curves"] = tc.seconds();
+    trace_front(p);
+    progress(1.0, "done");
+    return p;
+}
+
+Plan plan_model(const ModelFiles& files, const Calibration& cal, const PlanOptions& opt, const Progress& progress) {
+    const Stopwatch t0;
+    Plan p = plan_curves(files, cal, opt, progress);
     solve_plan(p, requested_budget_bytes(p));
     p.seconds["total"] = t0.seconds();
-    progress(1.0, "done");
     return p;
 }
 
@@ -351,7 +379,10 @@ nlohmann::ordered_json to_json(const Plan& p) {
     auto points = [&](const std::vector<PlanPoint>& v) {
         nlohmann::ordered_json a = nlohmann::ordered_json::array();
         for (const PlanPoint& pt : v)
-            a.push_back({{"label", pt.label}, {"bytes", pt.bytes}, {"mib", double(pt.bytes) / mib}, {"objective", pt.objective}});
+            a.push_back({{"label", pt.label},
+                         {"bytes", pt.bytes},
+                         {"mib", double(pt.bytes) / mib},
+                         {"objective", pt.objective}});
         return a;
     };
     j["front"] = points(p.front);

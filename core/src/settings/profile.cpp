@@ -4,8 +4,8 @@
 #include <regex>
 #include <sstream>
 
-#include "cloq/base/atomic_file.h"
 #include "base/regex.h"
+#include "cloq/base/atomic_file.h"
 #include "cloq/base/error.h"
 
 namespace cloq {

@@ -73,7 +73,9 @@ const std::pair<const char*, InitMethod> kInit[] = {{"cloq", InitMethod::Cloq},
                                                     {"loftq", InitMethod::Loftq},
                                                     {"zero", InitMethod::Zero},
                                                     {"svd", InitMethod::Svd},
-                                                    {"eora", InitMethod::Eora}};
+                                                    {"eora", InitMethod::Eora},
+                                                    {"qera-exact", InitMethod::QeraExact},
+                                                    {"qera-approx", InitMethod::QeraApprox}};
 const std::pair<const char*, Split> kSplit[] = {
     {"default", Split::Default}, {"sqrt", Split::Sqrt}, {"u-vs", Split::UVs}};
 const std::pair<const char*, LoftqQuant> kLoftqQuant[] = {{"int", LoftqQuant::Int}, {"nf", LoftqQuant::Nf}};

@@ -8,10 +8,10 @@
 #include <fstream>
 
 #include "cloq/base/error.h"
-#include "expect_error.h"
 #include "cloq/export/gptq_checkpoint.h"
 #include "cloq/io/safetensors.h"
 #include "cloq/quant/quant_int.h"
+#include "expect_error.h"
 
 using namespace cloq;
 using cloq::test::expect_error;

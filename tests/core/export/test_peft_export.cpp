@@ -10,8 +10,8 @@
 #include <set>
 
 #include "cloq/base/error.h"
-#include "expect_error.h"
 #include "cloq/io/safetensors.h"
+#include "expect_error.h"
 #include "export/peft_export.h"
 #include "test_support.h"
 
@@ -33,7 +33,6 @@ LowRank random_lowrank(int64_t out, int64_t in, int64_t r, uint64_t seed) {
     auto gen = at::detail::createCPUGenerator(seed);
     return {torch::randn({r, in}, gen, torch::kFloat32), torch::randn({out, r}, gen, torch::kFloat32)};
 }
-
 
 void write_text(const fs::path& p, const std::string& s) { std::ofstream(p) << s; }
 }  // namespace

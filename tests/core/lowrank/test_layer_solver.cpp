@@ -87,7 +87,9 @@ private Q_SLOTS:
         auto st = rtn(2, 16, 12);
         st.loftq_iters = 2;
         s.update(st);
-        for (InitMethod m : {InitMethod::Svd, InitMethod::Eora, InitMethod::Loftq}) s.ensure(m);
+        for (InitMethod m :
+             {InitMethod::Svd, InitMethod::Eora, InitMethod::QeraExact, InitMethod::QeraApprox, InitMethod::Loftq})
+            s.ensure(m);
         const auto Q = s.quantized().Q;
         QVERIFY(torch::equal(Q, quantize_rtn(su.W, st.quant).Q));
         QVERIFY(rel_fro(s.init(InitMethod::Cloq, torch::kFloat64).product(),
@@ -96,12 +98,15 @@ private Q_SLOTS:
                         svd_init(su.W, Q, 12, Split::Default, torch::kFloat64).product()) < 1e-10);
         QVERIFY(rel_fro(s.init(InitMethod::Eora, torch::kFloat64).product(),
                         eora_init(su.W, Q, su.H, 12, torch::kFloat64).product()) < 1e-10);
+        for (bool exact : {true, false})
+            QVERIFY(rel_fro(s.init(exact ? InitMethod::QeraExact : InitMethod::QeraApprox, torch::kFloat64).product(),
+                            qera_init(su.W, Q, su.H, 12, exact, Split::Default, torch::kFloat64).product()) < 1e-10);
         const auto lq = loftq_init(su.W, su.H, st);
         QVERIFY(torch::equal(s.base(InitMethod::Loftq), lq.Q));
         QVERIFY(rel_fro(s.init(InitMethod::Loftq).product(), lq.adapter.product()) < 1e-6);
         // Structured metrics = the dense definition on D = base + B·A − W.
-        for (InitMethod m :
-             {InitMethod::Zero, InitMethod::Cloq, InitMethod::Svd, InitMethod::Eora, InitMethod::Loftq}) {
+        for (InitMethod m : {InitMethod::Zero, InitMethod::Cloq, InitMethod::Svd, InitMethod::Eora,
+                             InitMethod::QeraExact, InitMethod::QeraApprox, InitMethod::Loftq}) {
             const auto got = s.metrics(m);
             const auto want = discrepancy(su.W, s.base(m), s.init(m, torch::kFloat64), su.H);
             QVERIFY2(rel_diff(got.fro, want.fro) < 1e-9 && rel_diff(got.fro_rel, want.fro_rel) < 1e-9,

@@ -1,6 +1,7 @@
 // Low-rank inits against independent float64 Eigen implementations written here: Algorithm 1 of the CLoQ paper
-// (eigendecomposition root R = Σ^½Uᵀ, pseudo-inverse, full SVD), plain SVD, EoRA and PEFT's loftq_init; plus the
-// theory: all splits give one product, CLoQ's H_λ-discrepancy is sqrt(Σ_{i>r} S_i²) and CLoQ ≤ svd ≤ zero.
+// (eigendecomposition root R = Σ^½Uᵀ, pseudo-inverse, full SVD), plain SVD, EoRA, QERA (symmetric and diagonal
+// roots) and PEFT's loftq_init; plus the theory: all splits give one product, CLoQ's H_λ-discrepancy is
+// sqrt(Σ_{i>r} S_i²) and CLoQ ≤ svd ≤ zero; QERA-exact is the optimum of the unregularized objective.
 #include <QtTest/QtTest>
 
 #include <Eigen/SVD>
@@ -287,6 +288,76 @@ private Q_SLOTS:
             QVERIFY2(rel_fro(to_eigen(lr.product()), ref.product()) < 1e-8,
                      qPrintable(QString("%1").arg(rel_fro(to_eigen(lr.product()), ref.product()))));
         }
+    }
+    void qeraMatchesReference() {
+        // QERA-exact: the symmetric root UΛ^½Uᵀ of the unregularized H (here of rank 30 < in = 64, so the
+        // pseudo-inverse matters); QERA-approx: diag(H)^½ with a dead feature (diag 0) that gets no adapter.
+        auto l = make_layer(40, 64, 30, 53);
+        auto Ht = l.H.clone();
+        Ht.index_put_({7}, 0.0);
+        Ht.index_put_({torch::indexing::Slice(), 7}, 0.0);
+        const MatrixXd W = to_eigen(l.W), Q = to_eigen(l.Q), H = to_eigen(Ht);
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(H);
+        const double wmax = es.eigenvalues().maxCoeff();
+        EigRoot sym{MatrixXd::Zero(64, 64), MatrixXd::Zero(64, 64)};
+        for (int i = 0; i < 64; ++i) {
+            const double w = es.eigenvalues()(i);
+            if (w <= kEps64 * 64 * wmax) continue;
+            const VectorXd u = es.eigenvectors().col(i);
+            sym.R += std::sqrt(w) * u * u.transpose();
+            sym.Rpinv += u * u.transpose() / std::sqrt(w);
+        }
+        EigRoot diag{MatrixXd::Zero(64, 64), MatrixXd::Zero(64, 64)};
+        for (int i = 0; i < 64; ++i)
+            if (H(i, i) > 0) diag.R(i, i) = std::sqrt(H(i, i)), diag.Rpinv(i, i) = 1 / std::sqrt(H(i, i));
+        for (Split sp : {Split::Default, Split::Sqrt, Split::UVs})
+            for (int r : {8, 40}) {
+                for (bool exact : {true, false}) {
+                    const auto ref = ref_weighted(W - Q, exact ? sym : diag, r, sp);
+                    const auto lr = qera_init(l.W, l.Q, Ht, r, exact, sp, torch::kFloat64);
+                    QCOMPARE(lr.rank(), int64_t(r));
+                    const double d = rel_fro(to_eigen(lr.product()), ref.product());
+                    QVERIFY2(d < 1e-8, qPrintable(QString("%1 r%2: %3").arg(exact ? "exact" : "approx").arg(r).arg(d)));
+                    // Factors (where the split shows) at the rank below rank(H): the pseudo-inverse's Λ^-½ of the
+                    // smallest kept eigenvalues amplifies rounding, so 1e-4; a wrong split is off by O(1).
+                    if (r == 8) expect_factors_match(lr, ref, 1e-4);
+                }
+            }
+        const auto approx = qera_init(l.W, l.Q, Ht, 8, false, Split::Default, torch::kFloat64);
+        QCOMPARE(approx.A.select(1, 7).abs().max().item<double>(), 0.0);  // the dead feature
+    }
+    void qeraTheory() {
+        // Full-rank H: QERA-exact reaches the optimum of the UNregularized objective, sqrt(Σ_{i>r} σ_i²) of
+        // ΔW·H^½, so on the plain calibration metric it is ≤ CLoQ (which optimizes H_λ) ≤ ... and on H_λ
+        // CLoQ ≤ QERA-exact: the ridge trades a little calibration fit for a smaller ‖D‖. QERA-approx ≥ QERA-exact
+        // on H. Its product equals EoRA's (another root of the same H) where no eigenvalue is cut. With a diagonal H
+        // both QERAs coincide.
+        auto l = make_layer(48, 72, 400, 57, 30.0);
+        const MatrixXd W = to_eigen(l.W), Q = to_eigen(l.Q), H = to_eigen(l.H), Hl = h_lambda(H);
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(H);
+        const MatrixXd Hhalf = es.operatorSqrt();
+        const VectorXd sv = Eigen::BDCSVD<Eigen::MatrixXd>(Hhalf * (W - Q).transpose()).singularValues();
+        for (int r : {1, 6, 24}) {
+            const auto qe = qera_init(l.W, l.Q, l.H, r, true, Split::Default, torch::kFloat64);
+            const auto qa = qera_init(l.W, l.Q, l.H, r, false, Split::Default, torch::kFloat64);
+            const auto cl = cloq_init(l.W, l.Q, l.H, r, Split::Default, torch::kFloat64);
+            const auto eo = eora_init(l.W, l.Q, l.H, r, torch::kFloat64);
+            const MatrixXd De = Q + to_eigen(qe.product()) - W, Da = Q + to_eigen(qa.product()) - W,
+                           Dc = Q + to_eigen(cl.product()) - W;
+            const double optimal = std::sqrt(sv.tail(sv.size() - r).squaredNorm());
+            QVERIFY2(cloq::test::rel_diff(weighted(De, H), optimal) < 1e-8,
+                     qPrintable(QString("%1 vs %2").arg(weighted(De, H)).arg(optimal)));
+            QVERIFY(weighted(De, H) <= weighted(Dc, H) * (1 + 1e-12));
+            QVERIFY(weighted(De, H) <= weighted(Da, H) * (1 + 1e-12));
+            QVERIFY(weighted(Dc, Hl) <= weighted(De, Hl) * (1 + 1e-12));
+            QVERIFY(rel_fro(to_eigen(qe.product()), to_eigen(eo.product())) < 1e-7);
+        }
+        MatrixXd Hd = MatrixXd::Zero(72, 72);
+        for (int i = 0; i < 72; ++i) Hd(i, i) = H(i, i);
+        const auto Hdt = from_eigen(Hd);
+        QVERIFY(rel_fro(to_eigen(qera_init(l.W, l.Q, Hdt, 9, true, Split::Default, torch::kFloat64).product()),
+                        to_eigen(qera_init(l.W, l.Q, Hdt, 9, false, Split::Default, torch::kFloat64).product())) <
+                1e-9);
     }
     void loftqIntMatchesPeftLoop() {
         // INT (RTN, the same quantizer CLoQ would use) inside PEFT's loop; T = 1 exactly, T = 3 with float32 noise.

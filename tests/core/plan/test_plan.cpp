@@ -88,7 +88,8 @@ private Q_SLOTS:
             ++feasible_cases;
             QVERIFY(a.bytes <= budget);
             QCOMPARE(a.bytes, total(inst, a.choice));
-            QVERIFY2(std::abs(a.objective - opt) < 1e-12, qPrintable(QString("case %1: %2 vs %3").arg(it).arg(a.objective).arg(opt)));
+            QVERIFY2(std::abs(a.objective - opt) < 1e-12,
+                     qPrintable(QString("case %1: %2 vs %3").arg(it).arg(a.objective).arg(opt)));
             QVERIFY(a.lower_bound <= opt + 1e-9);
             const Allocation g = allocate_greedy(inst, budget);
             QVERIFY(g.feasible && g.bytes <= budget);
@@ -169,14 +170,15 @@ private Q_SLOTS:
         o.ranks = {0, 4, 8, 16};
         o.base.quant.group = 32;
         o.budget_like = std::make_pair(3, 8);
-        const Plan p = plan_model(model, cal, o);
+        const Plan p = plan_model(files, cal, o);
         QVERIFY(p.exact.feasible);
         QVERIFY(p.fixed_bytes + p.exact.bytes <= requested_budget_bytes(p));
         double uniform = -1;
         for (const PlanPoint& u : p.uniform)
             if (u.label == "3-bit r8") uniform = u.objective;
         QVERIFY(uniform > 0);
-        QVERIFY2(p.exact.objective <= uniform + 1e-12, qPrintable(QString("%1 vs %2").arg(p.exact.objective).arg(uniform)));
+        QVERIFY2(p.exact.objective <= uniform + 1e-12,
+                 qPrintable(QString("%1 vs %2").arg(p.exact.objective).arg(uniform)));
         QVERIFY(p.exact.objective <= p.greedy.objective + 1e-12);
         QVERIFY(p.exact.lower_bound <= p.exact.objective + 1e-12);
         qInfo("stories260K at the size of 3-bit r8: plan %.6g, greedy %.6g, uniform %.6g, bound %.6g",
@@ -212,8 +214,10 @@ private Q_SLOTS:
             const double v = l.metrics.at(InitMethod::Cloq).fro_rel;
             measured += v * v;
         }
-        QVERIFY2(std::abs(measured - p.exact.objective) < 1e-8 * p.exact.objective,
-                 qPrintable(QString("measured %1, predicted %2").arg(measured, 0, 'g', 12).arg(p.exact.objective, 0, 'g', 12)));
+        QVERIFY2(
+            std::abs(measured - p.exact.objective) < 1e-8 * p.exact.objective,
+            qPrintable(
+                QString("measured %1, predicted %2").arg(measured, 0, 'g', 12).arg(p.exact.objective, 0, 'g', 12)));
         // The front is monotone: more bytes never give a worse optimum.
         for (size_t i = 1; i < p.front.size(); ++i) QVERIFY(p.front[i].objective <= p.front[i - 1].objective + 1e-12);
         // An unreachable budget is refused with the sizes in the message.

@@ -5,8 +5,8 @@
 #include <fstream>
 
 #include "cloq/base/error.h"
-#include "expect_error.h"
 #include "cloq/settings/profile.h"
+#include "expect_error.h"
 
 using namespace cloq;
 using cloq::test::expect_error;

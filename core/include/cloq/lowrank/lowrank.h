@@ -62,4 +62,10 @@ LoftqResult loftq_init_layer(const std::string& layer, const torch::Tensor& W, c
 LowRank eora_init(const torch::Tensor& W, const torch::Tensor& Q, const torch::Tensor& H, int64_t r,
                   torch::ScalarType dtype = torch::kFloat32);
 
+// QERA (Zhang et al., ICLR 2025): the rank-r minimizer of the UNregularized ‖R(ΔWᵀ − A_p B_pᵀ)‖_F with
+// exact = true: the symmetric root R = H^½ and its pseudo-inverse (eigenvalues ≤ λ_max·in·eps₆₄ dropped);
+// exact = false (QERA-approx): the diagonal root diag(H)^½. `split` places the singular values as for CLoQ.
+LowRank qera_init(const torch::Tensor& W, const torch::Tensor& Q, const torch::Tensor& H, int64_t r, bool exact,
+                  Split split = Split::Default, torch::ScalarType dtype = torch::kFloat32);
+
 }  // namespace cloq

@@ -20,7 +20,7 @@ struct PlanOption {
 };
 
 struct Allocation {
-    bool feasible = false;  // false: even the smallest option of every layer exceeds the budget
+    bool feasible = false;    // false: even the smallest option of every layer exceeds the budget
     std::vector<int> choice;  // option index per layer
     int64_t bytes = 0;
     double objective = 0;

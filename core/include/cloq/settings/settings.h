@@ -32,7 +32,15 @@ struct IntQuantSpec {
 void validate(const IntQuantSpec& spec);
 
 enum class QuantMethod { Rtn, Gptq };
-enum class InitMethod { Zero, Svd, Loftq, Cloq, Eora };
+// QeraExact / QeraApprox: QERA (Zhang et al., ICLR 2025), the published method closest to CLoQ: the same calibrated
+// objective with the symmetric root of the unregularized H and a pseudo-inverse (exact), or with the diagonal root
+// diag(H)^½ (approx). Against CLoQ they show what the ridge λ and the full root change (docs/design.md).
+enum class InitMethod { Zero, Svd, Loftq, Cloq, Eora, QeraExact, QeraApprox };
+// Whether the split setting applies: it places the singular values of an SVD-based factorization (CLoQ, SVD, QERA);
+// LoftQ always uses √S on both sides, zero init has none, EoRA is fixed by its definition.
+inline bool init_has_split(InitMethod m) {
+    return m == InitMethod::Cloq || m == InitMethod::Svd || m == InitMethod::QeraExact || m == InitMethod::QeraApprox;
+}
 enum class Split { Default, Sqrt, UVs };  // paper Table 6: where the singular values go
 enum class LoftqQuant { Int, Nf };        // LoftQ's inner quantizer: the same INT as CLoQ, or NF (QLoRA)
 enum class DeviceChoice { Auto, Cpu, Cuda };
