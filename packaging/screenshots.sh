@@ -19,7 +19,7 @@ LAYER=model.layers.1.self_attn.q_proj
 shot() {  # tab size file [extra args...]
   local tab=$1 size=$2 file=$3
   shift 3
-  "$STUDIO" --demo --tab "$tab" --size "$size" --screenshot "$OUT/$file" --timeout 300 "$@"
+  "$STUDIO" --demo --tab "$tab" --size "$size" --screenshot "$OUT/$file" --timeout 900 "$@"
 }
 for size in 1280x800 1920x1080; do
   shot discrepancy "$size" "discrepancy-$size.png" --layer "$LAYER"

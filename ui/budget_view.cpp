@@ -139,8 +139,6 @@ BudgetView::BudgetView(BudgetController* controller, QWidget* parent) : ChartPan
     y_->setLabelFormat("%.3g");
     y_->setBase(10);
     y_->setMinorTickCount(8);
-    chart_->addAxis(x_, Qt::AlignBottom);
-    chart_->addAxis(y_, Qt::AlignLeft);
     front_ = new QLineSeries();
     front_->setName("planned (exact optimum)");
     frontMarks_ = new QScatterSeries();

@@ -88,17 +88,24 @@ OverviewView::OverviewView(QWidget* parent) : ChartPanel(parent) {
     pl->addLayout(prow);
     pplChart_ = new QChart();
     pplChart_->setTitle("Perplexity (lower is better)");
-    pplChart_->legend()->hide();
+    pplChart_->legend()->setAlignment(Qt::AlignBottom);
     pplSeries_ = new QBarSeries();
-    pplSet_ = new QBarSet("perplexity");
-    *pplSet_ << 0 << 0 << 0 << 0;
-    pplSeries_->append(pplSet_);
+    // One set per model, one category: each bar gets its method's colour (one colour for all let the float bar,
+    // 4 next to 388, vanish), and the legend names them.
+    for (const char* name : {"float", "zero init (QLoRA)", "LoftQ", "CLoQ"}) {
+        auto* set = new QBarSet(name);
+        *set << 0;
+        pplSeries_->append(set);
+        pplSets_.append(set);
+    }
     pplSeries_->setLabelsVisible(true);
     pplSeries_->setLabelsPosition(QAbstractBarSeries::LabelsOutsideEnd);
     pplSeries_->setLabelsPrecision(4);
+    pplSeries_->setBarWidth(0.9);
     pplChart_->addSeries(pplSeries_);
     auto* cats = new QBarCategoryAxis();
-    cats->append({"float", "zero init", "LoftQ", "CLoQ"});
+    cats->append(QStringList{QString()});
+    cats->setVisible(false);
     pplChart_->addAxis(cats, Qt::AlignBottom);
     pplSeries_->attachAxis(cats);
     pplAxis_ = new QValueAxis();
@@ -139,9 +146,14 @@ void OverviewView::restyle() {
     loftq_->setPen(pen(InitMethod::Loftq, 2.5));
     cloq_->setPen(pen(InitMethod::Cloq, 2.5));
     for (QLineSeries* s : {zero_, loftq_, cloq_}) s->setColor(s->pen().color());
-    pplSet_->setColor(palette().color(QPalette::Highlight));
-    pplSet_->setLabelColor(palette().color(QPalette::Text));
-    pplSet_->setLabelFont(font());
+    const QColor colors[4] = {palette().color(QPalette::Text), method_color(InitMethod::Zero),
+                              method_color(InitMethod::Loftq), method_color(InitMethod::Cloq)};
+    for (int i = 0; i < pplSets_.size(); ++i) {
+        pplSets_[i]->setColor(colors[i]);
+        pplSets_[i]->setBorderColor(colors[i].darker(130));
+        pplSets_[i]->setLabelColor(palette().color(QPalette::Text));
+        pplSets_[i]->setLabelFont(font());
+    }
 }
 
 void OverviewView::clear() {
@@ -151,7 +163,7 @@ void OverviewView::clear() {
     y_->setRange(0, 1);
     names_.clear();
     analysed_ = 0;
-    for (int i = 0; i < 4; ++i) pplSet_->replace(i, 0);
+    for (QBarSet* s : pplSets_) s->replace(0, 0);
     pplAxis_->setRange(0, 1);
     caption_->setText("<i>Open a model and analyze its layers.</i>");
 }
@@ -212,13 +224,15 @@ void OverviewView::setRows(const QVector<LayerRow>& rows) {
 }
 
 void OverviewView::clearPerplexity(const QString& why) {
-    for (int i = 0; i < 4; ++i) pplSet_->replace(i, 0);
+    for (QBarSet* s : pplSets_) s->replace(0, 0);
     pplAxis_->setRange(0, 1);
     pplState_->setText(why);
     ppl_->setEnabled(true);
 }
 
 QString OverviewView::caption() const { return caption_->text(); }
+
+double OverviewView::perplexityBar(int i) const { return pplSets_[i]->at(0); }
 
 void OverviewView::setAnalysisState(const QString& text, bool running) {
     analysisState_->setText(text);
@@ -234,7 +248,7 @@ void OverviewView::setPerplexity(const PerplexitySummary& r) {
     const double v[4] = {r.fp, r.zero, r.loftq, r.cloq};
     double top = 0;
     for (int i = 0; i < 4; ++i) {
-        pplSet_->replace(i, std::isfinite(v[i]) ? v[i] : 0.0);
+        pplSets_[i]->replace(0, std::isfinite(v[i]) ? v[i] : 0.0);
         if (std::isfinite(v[i])) top = std::max(top, v[i]);
     }
     pplAxis_->setRange(0, top > 0 ? top * 1.15 : 1.0);

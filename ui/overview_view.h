@@ -36,7 +36,8 @@ public:
     QLineSeries* cloqSeries() const { return cloq_; }
     QLineSeries* loftqSeries() const { return loftq_; }
     QLineSeries* zeroSeries() const { return zero_; }
-    QBarSet* perplexitySet() const { return pplSet_; }
+    // The bar of the float model (0), zero init (1), LoftQ (2), CLoQ (3); 0 when not computed.
+    double perplexityBar(int i) const;
     QPushButton* analyzeButton() const { return analyze_; }
     QPushButton* perplexityButton() const { return ppl_; }
 
@@ -54,7 +55,7 @@ private:
     QVector<double> xs_;  // x position of each layer (block + offset inside the block)
     QChart* pplChart_ = nullptr;
     QBarSeries* pplSeries_ = nullptr;
-    QBarSet* pplSet_ = nullptr;
+    QList<QBarSet*> pplSets_;  // float, zero, LoftQ, CLoQ
     QValueAxis* pplAxis_ = nullptr;
     QLabel *analysisState_ = nullptr, *pplState_ = nullptr, *caption_ = nullptr;
     QPushButton *analyze_ = nullptr, *ppl_ = nullptr;

@@ -3,6 +3,7 @@
 // drained) so no worker outlives the window. GUI suites only (it links cloq_ui).
 #pragma once
 #include <QByteArray>
+#include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <memory>
@@ -28,6 +29,15 @@ inline std::unique_ptr<ui::MainWindow> show_main_window() {
     w->resize(1280, 800);
     w->show();
     return w;
+}
+
+// Opens the demo model and waits until it is open and calibrated; with `analysed`, also until the automatic analysis
+// of the small model has finished. False on a failure or after the timeouts.
+inline bool open_demo(ui::MainWindow& w, bool analysed = false) {
+    QSignalSpy opened(&w, &ui::MainWindow::modelOpened);
+    QSignalSpy done(&w, &ui::MainWindow::analysisFinished);
+    if (!w.openDemo() || !opened.wait(120000)) return false;
+    return !analysed || !done.isEmpty() || done.wait(300000);
 }
 
 inline void close_main_window(std::unique_ptr<ui::MainWindow>& w) {

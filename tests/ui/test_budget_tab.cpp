@@ -62,9 +62,7 @@ public:
 private Q_SLOTS:
     void initTestCase() {
         w_ = test::show_main_window();
-        QSignalSpy opened(w_.get(), &MainWindow::modelOpened);
-        QVERIFY(w_->openDemo());
-        QVERIFY(opened.wait(120000));
+        QVERIFY(test::open_demo(*w_));
         w_->controller()->setAutoAnalysis(false);  // the planner's own quantizer runs are what this suite times
         w_->tabs()->setCurrentWidget(view());
     }

@@ -151,9 +151,7 @@ private:
 private Q_SLOTS:
     void initTestCase() {
         w_ = test::show_main_window();
-        QSignalSpy opened(w_.get(), &MainWindow::modelOpened);
-        QVERIFY(w_->openDemo());
-        QVERIFY(opened.wait(120000));
+        QVERIFY(test::open_demo(*w_));
         QVERIFY(waitAllCurrent());
     }
 
@@ -293,13 +291,13 @@ private Q_SLOTS:
         QVERIFY(done.wait(300000));
         QVERIFY(done.last().at(0).toBool());
         QVERIFY(w_->perplexity().has_value());
-        QVERIFY(w_->overviewView()->perplexitySet()->at(0) > 0);
+        QVERIFY(w_->overviewView()->perplexityBar(0) > 0);
         const QString q = "model.layers.1.self_attn.q_proj";
         LayerSettings s = controller()->effectiveSettings(q);
         s.rank = 2;
         controller()->setOverride(q, s);
         QVERIFY(!w_->perplexity().has_value());
-        QCOMPARE(w_->overviewView()->perplexitySet()->at(0), 0.0);
+        QCOMPARE(w_->overviewView()->perplexityBar(0), 0.0);
         QVERIFY(waitAllCurrent());
     }
 

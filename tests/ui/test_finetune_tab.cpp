@@ -49,11 +49,7 @@ public:
 private Q_SLOTS:
     void initTestCase() {
         w_ = test::show_main_window();
-        QSignalSpy opened(w_.get(), &MainWindow::modelOpened);
-        QSignalSpy analysed(w_.get(), &MainWindow::analysisFinished);
-        QVERIFY(w_->openDemo());
-        QVERIFY(opened.wait(120000));
-        if (analysed.isEmpty()) QVERIFY(analysed.wait(300000));
+        QVERIFY(test::open_demo(*w_, /*analysed=*/true));
         w_->tabs()->setCurrentWidget(w_->finetune());
     }
 

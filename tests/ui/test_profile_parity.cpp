@@ -57,12 +57,8 @@ private Q_SLOTS:
     void initTestCase() {
         QVERIFY(!find_demo().model_dir.isEmpty());
         w_ = test::show_main_window();
-        QSignalSpy opened(w_.get(), &MainWindow::modelOpened);
-        QSignalSpy analysed(w_.get(), &MainWindow::analysisFinished);
-        QVERIFY(w_->openDemo());
-        QVERIFY(opened.wait(120000));
         // A small model is analysed on opening (under the default settings); let that finish first.
-        if (analysed.isEmpty()) QVERIFY(analysed.wait(300000));
+        QVERIFY(test::open_demo(*w_, /*analysed=*/true));
 
         // Per-module settings of every kind a profile can hold: other bits and rank, a rank above a 32-wide
         // layer's min(out, in) (clamped by the engine), and a module left unquantized.

@@ -7,36 +7,32 @@
 
 namespace cloq::detail {
 
+namespace {
+constexpr double kEps64 = 2.220446049250313e-16, kEps32 = 1.1920928955078125e-07;
+
+// The eigenpairs a pseudo-inverse keeps: eigenvalues above rel·λ_max (the rest are rounding or dead directions).
+std::pair<torch::Tensor, torch::Tensor> kept_eigenpairs(const HessianFactor::Eigen& e, double rel) {
+    const double vmax = std::max(e.values.max().item<double>(), 0.0);
+    const auto keep = (e.values > rel * vmax).nonzero().squeeze(1);
+    return {e.values.index_select(0, keep), e.vectors.index_select(1, keep)};
+}
+}  // namespace
+
 Root Root::of(const HessianFactor& hf) {
     if (hf.is_cholesky()) return lower(hf.lower());
     // H_λ is not positive definite (H = 0, or not a Gram matrix within rounding): the paper's root R = Σ^½Uᵀ over
     // the eigenvalues above in·eps·max, with the pseudo-inverse R⁺ = UΣ^-½ (dead directions get no adapter).
-    const auto& e = hf.eigh_regularized();
-    const double vmax = std::max(e.values.max().item<double>(), 0.0);
-    const auto keep =
-        (e.values > 2.220446049250313e-16 * static_cast<double>(hf.in_features()) * vmax).nonzero().squeeze(1);
-    const auto w = e.values.index_select(0, keep);
-    const auto U = e.vectors.index_select(1, keep);
+    const auto [w, U] = kept_eigenpairs(hf.eigh_regularized(), kEps64 * static_cast<double>(hf.in_features()));
     return explicit_root((w.sqrt().unsqueeze(1) * U.t()).contiguous(), (U * w.rsqrt().unsqueeze(0)).contiguous());
 }
 
 Root Root::eora(const HessianFactor& hf) {
-    const auto& e = hf.eigh_unregularized();
-    const double vmax = std::max(e.values.max().item<double>(), 0.0);
-    const double eps32 = 1.1920928955078125e-07;
-    const auto keep = (e.values > vmax * static_cast<double>(hf.in_features()) * eps32).nonzero().squeeze(1);
-    const auto w = e.values.index_select(0, keep);
-    const auto U = e.vectors.index_select(1, keep);
+    const auto [w, U] = kept_eigenpairs(hf.eigh_unregularized(), kEps32 * static_cast<double>(hf.in_features()));
     return explicit_root((w.sqrt().unsqueeze(1) * U.t()).contiguous(), (U * w.rsqrt().unsqueeze(0)).contiguous());
 }
 
 Root Root::qera_exact(const HessianFactor& hf) {
-    const auto& e = hf.eigh_unregularized();
-    const double vmax = std::max(e.values.max().item<double>(), 0.0);
-    const auto keep =
-        (e.values > 2.220446049250313e-16 * static_cast<double>(hf.in_features()) * vmax).nonzero().squeeze(1);
-    const auto w = e.values.index_select(0, keep);
-    const auto U = e.vectors.index_select(1, keep);
+    const auto [w, U] = kept_eigenpairs(hf.eigh_unregularized(), kEps64 * static_cast<double>(hf.in_features()));
     return explicit_root(((U * w.sqrt().unsqueeze(0)).mm(U.t())).contiguous(),
                          ((U * w.rsqrt().unsqueeze(0)).mm(U.t())).contiguous());
 }
@@ -45,7 +41,7 @@ Root Root::qera_approx(const HessianFactor& hf) {
     const auto d = hf.H().diagonal().clamp_min(0);
     const double dmax = d.numel() ? d.max().item<double>() : 0.0;
     // A feature the calibration never excites (diag 0) gets no adapter, as a pseudo-inverse gives it.
-    const auto live = d > 2.220446049250313e-16 * dmax;
+    const auto live = d > kEps64 * dmax;
     Root r;
     r.kind = Diagonal;
     r.R = d.sqrt().contiguous();
@@ -117,7 +113,7 @@ void ResidualSpectrum::reserve(int64_t r) {
         const auto US = vecs * s.unsqueeze(0);
         // V = T·U/S; a numerically zero singular value has no direction: its column stays 0 (product unaffected).
         const double s0 = S_.numel() ? S_[0].item<double>() : 0.0;
-        const auto inv = torch::where(s > 2.220446049250313e-16 * s0, 1.0 / s, torch::zeros_like(s));
+        const auto inv = torch::where(s > kEps64 * s0, 1.0 / s, torch::zeros_like(s));
         Vn = T_.mm(vecs) * inv.unsqueeze(0);
         switch (root_.kind) {
         case Root::Identity:
