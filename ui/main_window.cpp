@@ -24,7 +24,6 @@
 #include <QSplitter>
 #include <QStackedWidget>
 #include <QStatusBar>
-#include <QTabBar>
 #include <QTabWidget>
 #include <QTimer>
 #include <QTreeView>
@@ -196,13 +195,6 @@ void MainWindow::buildUi() {
     cl->addWidget(layerState_);
     tabs_ = new QTabWidget(center);
     tabs_->setObjectName("viewTabs");
-    // Eight tabs in the chart column of a 1280-px window (explorer and settings beside it): a slightly smaller tab
-    // font lets them all show without scroll arrows.
-    {
-        QFont f = tabs_->tabBar()->font();
-        f.setPointSizeF(f.pointSizeF() * 0.9);
-        tabs_->tabBar()->setFont(f);
-    }
     discrepancy_ = new DiscrepancyChart(tabs_);
     rank_ = new RankSweepChart(tabs_);
     spectrum_ = new SpectrumChart(tabs_);
@@ -248,7 +240,8 @@ void MainWindow::buildUi() {
         // The playground is about its own synthetic layer, the budget about the whole model at once: the layer
         // explorer and the settings make room for them.
         const bool model_view = tabs_->widget(i) != playground_ && tabs_->widget(i) != budget_;
-        if (explorer_) explorer_->setVisible(model_view);
+        // Fine-tuning trains the whole model under the settings shown beside it: only the explorer steps aside.
+        if (explorer_) explorer_->setVisible(model_view && tabs_->widget(i) != finetune_);
         if (settingsScroll_) settingsScroll_->setVisible(model_view);
         if (layerState_) layerState_->setVisible(model_view);
     });
@@ -599,8 +592,8 @@ void MainWindow::applyDefaultSplit() {
     const int w = width();
     // At 1280 px: the explorer's module, b, r and three discrepancy columns (~350 px), the settings' widest row,
     // and the eight tabs' bar in between without scroll arrows.
-    const int settings = w >= 1600 ? 310 : 260;
-    const int explorer = std::clamp(w * 29 / 100, 370, 480);
+    const int settings = w >= 1600 ? 310 : 255;
+    const int explorer = std::clamp(w * 30 / 100, 386, 480);  // room for a vertical scroll bar (210 rows)
     split_->setSizes({explorer, std::max(300, w - explorer - settings), settings});
     // A narrow explorer keeps the three discrepancy columns and drops the shape (the settings panel shows it).
     tree_->setColumnHidden(LayerTableModel::Shape, explorer < 440);

@@ -110,6 +110,7 @@ OverviewView::OverviewView(QWidget* parent) : ChartPanel(parent) {
     pplSeries_->attachAxis(cats);
     pplAxis_ = new QValueAxis();
     pplAxis_->setLabelFormat("%.3g");
+    pplAxis_->setTickCount(3);  // the panel is short and every bar carries its value: three labels, never elided
     pplChart_->addAxis(pplAxis_, Qt::AlignLeft);
     pplSeries_->attachAxis(pplAxis_);
     pl->addWidget(makeView(pplChart_, pplBox), 1);
@@ -253,6 +254,7 @@ void OverviewView::setPerplexity(const PerplexitySummary& r) {
     }
     pplAxis_->setRange(0, top > 0 ? top * 1.15 : 1.0);
     pplAxis_->applyNiceNumbers();
+    pplAxis_->setTickCount(3);
     pplState_->setText(QString("float %1 · zero %2 · LoftQ %3 · CLoQ %4 — %5")
                            .arg(format_number(r.fp, 4), format_number(r.zero, 4), format_number(r.loftq, 4),
                                 format_number(r.cloq, 4), QString::fromStdString(r.description)));

@@ -62,7 +62,8 @@ void SystemStatus::refresh() {
 
 JobIndicator::JobIndicator(QWidget* parent) : QWidget(parent) {
     auto* row = new QHBoxLayout(this);
-    row->setContentsMargins(0, 0, 0, 0);
+    // The status bar clips its message where this widget starts: a gap keeps the two texts from running together.
+    row->setContentsMargins(16, 0, 0, 0);
     label_ = new QLabel(this);
     bar_ = new QProgressBar(this);
     bar_->setRange(0, 1000);

@@ -31,9 +31,9 @@ if [[ $WHICH == smollm2 ]]; then
   GGUF=${CLOQ_SMOLLM2_GGUF:-$(bash packaging/fetch-smollm2.sh)}
   WIKI=$SHARED/data/wikitext-2-test.txt
   VENV=${CLOQ_BENCH_VENV:-$HOME/.cache/cloq-bench/venv}
-  if ! "$VENV/bin/python" -c "import torch, transformers, peft, gguf" 2>/dev/null; then
+  if ! "$VENV/bin/python" -c "import torch, transformers, peft, gguf, sentencepiece" 2>/dev/null; then
     /usr/bin/python3 -m venv --system-site-packages "$VENV"
-    "$VENV/bin/pip" install -q transformers==4.46.3 safetensors==0.4.5 accelerate==0.34.2 gguf==0.10.0
+    "$VENV/bin/pip" install -q transformers==4.46.3 safetensors==0.4.5 accelerate==0.34.2 gguf==0.10.0 sentencepiece
     "$VENV/bin/pip" install -q --no-deps peft==0.13.2
   fi
   B=${BATCH:-4}
