@@ -85,31 +85,58 @@ struct LayerSolver::State {
         so.spec->reserve(std::min(so.spec->max_rank(), std::max<int64_t>(2 * r, 16)));
     }
 
-    Solved* solved(InitMethod m) {
+    // Where an init's solved problem lives (LoftQ: the SVD on its own base, for the rank sweep); zero has none.
+    std::optional<Solved>* slot(InitMethod m) {
         switch (m) {
         case InitMethod::Cloq:
-            return cloq ? &*cloq : nullptr;
+            return &cloq;
         case InitMethod::Svd:
-            return svd ? &*svd : nullptr;
+            return &svd;
         case InitMethod::Eora:
-            return eora ? &*eora : nullptr;
+            return &eora;
         case InitMethod::QeraExact:
-            return qera_exact ? &*qera_exact : nullptr;
+            return &qera_exact;
         case InitMethod::QeraApprox:
-            return qera_approx ? &*qera_approx : nullptr;
+            return &qera_approx;
         case InitMethod::Loftq:
-            return loftq_svd ? &*loftq_svd : nullptr;
+            return &loftq_svd;
         case InitMethod::Zero:
             return nullptr;
         }
         return nullptr;
     }
+    const std::optional<Solved>* slot(InitMethod m) const { return const_cast<State*>(this)->slot(m); }
+
+    Solved* solved(InitMethod m) {
+        auto* s = slot(m);
+        return s && *s ? &**s : nullptr;
+    }
+
+    // The root of the weighting each on-demand init solves with, after reporting the step (EoRA's and QERA's
+    // eigendecomposition is the slow part).
+    detail::Root root_for(InitMethod m, const Progress& progress) const {
+        switch (m) {
+        case InitMethod::Svd:
+            progress(0.0, "SVD of W − Q");
+            return detail::Root::identity();
+        case InitMethod::Eora:
+            progress(0.0, "EoRA: eigh of H");
+            return detail::Root::eora(*hf);
+        case InitMethod::QeraExact:
+            progress(0.0, "QERA-exact: symmetric root of H");
+            return detail::Root::qera_exact(*hf);
+        case InitMethod::QeraApprox:
+            progress(0.0, "QERA-approx: diagonal root of H");
+            return detail::Root::qera_approx(*hf);
+        default:
+            throw Error(name + ": internal: no on-demand root for the " + to_string(m) + " init");
+        }
+    }
 
     void require(InitMethod m) const {
+        // LoftQ is ready with its own result; its SVD slot is filled only for a rank sweep.
         const bool ok =
-            have && (m == InitMethod::Zero || (m == InitMethod::Cloq && cloq) || (m == InitMethod::Svd && svd) ||
-                     (m == InitMethod::Eora && eora) || (m == InitMethod::QeraExact && qera_exact) ||
-                     (m == InitMethod::QeraApprox && qera_approx) || (m == InitMethod::Loftq && loftq));
+            have && (m == InitMethod::Zero || (m == InitMethod::Loftq ? loftq.has_value() : slot(m)->has_value()));
         if (!ok)
             throw Error(name + ": the " + to_string(m) + " init is not computed for the current settings" +
                         (have ? " (call ensure first)" : " (call update first)"));
@@ -228,33 +255,16 @@ void LayerSolver::ensure(InitMethod m, const Progress& progress) {
     case InitMethod::Cloq:
         return;
     case InitMethod::Svd:
-        if (st.svd) return;
-        progress(0.0, "SVD of W − Q");
-        st.svd = st.solve(st.base, detail::Root::identity());
-        st.reserve(*st.svd, st.s.rank);
-        st.timings["svd"] = t0.seconds();
-        break;
     case InitMethod::Eora:
-        if (st.eora) return;
-        progress(0.0, "EoRA: eigh of H");
-        st.eora = st.solve(st.base, detail::Root::eora(*st.hf));
-        st.reserve(*st.eora, st.s.rank);
-        st.timings["eora"] = t0.seconds();
-        break;
     case InitMethod::QeraExact:
-        if (st.qera_exact) return;
-        progress(0.0, "QERA-exact: symmetric root of H");
-        st.qera_exact = st.solve(st.base, detail::Root::qera_exact(*st.hf));
-        st.reserve(*st.qera_exact, st.s.rank);
-        st.timings["qera-exact"] = t0.seconds();
+    case InitMethod::QeraApprox: {
+        auto& so = *st.slot(m);
+        if (so) return;
+        so = st.solve(st.base, st.root_for(m, progress));
+        st.reserve(*so, st.s.rank);
+        st.timings[to_string(m)] = t0.seconds();  // "svd", "eora", "qera-exact", "qera-approx"
         break;
-    case InitMethod::QeraApprox:
-        if (st.qera_approx) return;
-        progress(0.0, "QERA-approx: diagonal root of H");
-        st.qera_approx = st.solve(st.base, detail::Root::qera_approx(*st.hf));
-        st.reserve(*st.qera_approx, st.s.rank);
-        st.timings["qera-approx"] = t0.seconds();
-        break;
+    }
     case InitMethod::Loftq:
         if (st.loftq) return;
         st.loftq = loftq_init(st.W, st.H(), st.s, progress);
