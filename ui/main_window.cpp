@@ -18,12 +18,15 @@
 #include <QMimeData>
 #include <QResizeEvent>
 #include <QScrollArea>
+#include <QScrollBar>
 #include <QSettings>
 #include <QShortcut>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
 #include <QStackedWidget>
 #include <QStatusBar>
+#include <QStyle>
+#include <QTabBar>
 #include <QTabWidget>
 #include <QTimer>
 #include <QTreeView>
@@ -192,6 +195,7 @@ void MainWindow::buildUi() {
     layerState_->setObjectName("layerState");
     layerState_->setTextFormat(Qt::RichText);
     layerState_->setContentsMargins(6, 2, 6, 2);
+    layerState_->setWordWrap(true);  // wraps in a narrow window rather than widen the charts' column
     cl->addWidget(layerState_);
     tabs_ = new QTabWidget(center);
     tabs_->setObjectName("viewTabs");
@@ -244,6 +248,7 @@ void MainWindow::buildUi() {
         if (explorer_) explorer_->setVisible(model_view && tabs_->widget(i) != finetune_);
         if (settingsScroll_) settingsScroll_->setVisible(model_view);
         if (layerState_) layerState_->setVisible(model_view);
+        fitMinimumWidths();
     });
 
     auto* scroll = new QScrollArea(split);
@@ -259,6 +264,7 @@ void MainWindow::buildUi() {
     split->setStretchFactor(1, 1);
     split->setStretchFactor(2, 0);
     split->setSizes({360, 700, 290});
+    fitMinimumWidths();
     split_ = split;
     connect(split, &QSplitter::splitterMoved, this, [this] { splitAdjusted_ = true; });
     wl->addWidget(split);
@@ -325,7 +331,8 @@ QWidget* MainWindow::buildExplorer() {
     tree_->setColumnHidden(LayerTableModel::Gain, true);  // the discrepancy chart's caption states the gain
     tree_->setIndentation(12);
     l->addWidget(tree_, 1);
-    box->setMinimumWidth(220);
+    // The columns size to their contents as numbers arrive: the explorer's minimum follows them.
+    connect(tree_->header(), &QHeaderView::sectionResized, this, [this] { fitMinimumWidths(); });
 
     connect(filter_, &QLineEdit::textChanged, this, [this](const QString& t) {
         proxy_->setFilterRegularExpression(
@@ -593,10 +600,28 @@ void MainWindow::applyDefaultSplit() {
     // At 1280 px: the explorer's module, b, r and three discrepancy columns (~350 px), the settings' widest row,
     // and the eight tabs' bar in between without scroll arrows.
     const int settings = w >= 1600 ? 310 : 255;
-    const int explorer = std::clamp(w * 30 / 100, 386, 480);  // room for a vertical scroll bar (210 rows)
+    const int explorer = std::clamp(w * 28 / 100, explorer_->minimumWidth(), std::max(480, explorer_->minimumWidth()));
     split_->setSizes({explorer, std::max(300, w - explorer - settings), settings});
     // A narrow explorer keeps the three discrepancy columns and drops the shape (the settings panel shows it).
     tree_->setColumnHidden(LayerTableModel::Shape, explorer < 440);
+}
+
+void MainWindow::fitMinimumWidths() {
+    if (!explorer_ || !tabs_) return;
+    // Every column but the shape (dropped when narrow, the settings panel shows it) plus the tree's frame, its
+    // vertical scroll bar and the box's margin: the three discrepancy columns are never cut.
+    int columns = 0;
+    for (int c = 0; c < LayerTableModel::ColumnCount; ++c)
+        if (c != LayerTableModel::Shape && !tree_->isColumnHidden(c)) columns += tree_->columnWidth(c);
+    const int chrome = 2 * tree_->frameWidth() + tree_->verticalScrollBar()->sizeHint().width() +
+                       explorer_->layout()->contentsMargins().left() + explorer_->layout()->contentsMargins().right();
+    explorer_->setMinimumWidth(columns + chrome);
+    // A tab page hidden behind another should not widen the window: the tabs ask only the current page's minimum
+    // (the Playground's 600 px would otherwise push the explorer below its columns at the window's minimum).
+    if (QWidget* page = tabs_->currentWidget()) {
+        const int frame = 2 * tabs_->style()->pixelMetric(QStyle::PM_DefaultFrameWidth) + 4;
+        tabs_->setMinimumWidth(page->minimumSizeHint().width() + frame);
+    }
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {

@@ -145,8 +145,9 @@ private:
     void onSettingsEdited(const LayerSettings& s);
     void onSessionOpened();
     void refreshOverview();
-    void flushChart(QWidget* page);
-    void applyDefaultSplit();  // puts report_ into that chart page if it has not got it yet
+    void flushChart(QWidget* page);  // puts report_ into that chart page if it has not got it yet
+    void applyDefaultSplit();
+    void fitMinimumWidths();  // the explorer's discrepancy columns and the current page always fit
 public:
     void flushCharts();  // every chart page up to date now (export, tests)
     bool chartsPending() const { return !staleCharts_.empty(); }

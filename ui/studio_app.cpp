@@ -194,12 +194,6 @@ int run_studio(QApplication& app) {
     const auto opts = parse_studio_options(app.arguments(), &code);
     if (!opts) return code;
     app.setWindowIcon(QIcon(":/cloq/icons/cloq-studio.svg"));
-    if (QGuiApplication::platformName() == "offscreen") {
-        // Offscreen has no desktop font settings: pick the font the screenshots were checked with.
-        QFont f("DejaVu Sans");
-        f.setPointSizeF(9.5);
-        app.setFont(f);
-    }
     apply_theme(app, parse_theme(opts->theme.isEmpty() ? QSettings().value("theme", "light").toString() : opts->theme));
 
     int result = 0;

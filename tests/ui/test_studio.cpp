@@ -13,6 +13,7 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
 #include <QSignalSpy>
@@ -21,6 +22,7 @@
 #include <QStandardPaths>
 #include <QTabBar>
 #include <QTemporaryDir>
+#include <QToolButton>
 #include <QTreeView>
 #include <QtCharts/QBarSet>
 #include <QtCharts/QLineSeries>
@@ -387,6 +389,40 @@ private Q_SLOTS:
         // One bar per model, each in its own colour: the float bar is not the zero init's.
         const double want[4] = {p.fp, p.zero, p.loftq, p.cloq};
         for (int i = 0; i < 4; ++i) QVERIFY(test::rel_diff(w_->overviewView()->perplexityBar(i), want[i]) < 1e-12);
+    }
+
+    // From the window's minimum width up: the explorer shows its three discrepancy columns whole, without a
+    // horizontal scroll, and from 1280 px the tab bar shows every tab without scroll arrows.
+    void layoutKeepsTheColumns() {
+        w_->setTab("discrepancy");
+        QCoreApplication::processEvents();
+        w_->resize(200, 800);  // the layout clamps a resize to the window's minimum width
+        QTest::qWait(50);
+        const int min_w = w_->width();
+        QVERIFY2(min_w <= 1120, qPrintable(QString::number(min_w)));
+        for (int width : {min_w, 1280, 1920}) {
+            w_->resize(width, 800);
+            QTest::qWait(50);
+            QCoreApplication::processEvents();
+            QCOMPARE(w_->width(), width);
+            QTreeView* tree = w_->layerTree();
+            const int view = tree->viewport()->width();
+            for (int c : {LayerTableModel::Zero, LayerTableModel::Loftq, LayerTableModel::Cloq}) {
+                QVERIFY(!tree->isColumnHidden(c));
+                const int right = tree->header()->sectionViewportPosition(c) + tree->columnWidth(c);
+                QVERIFY2(
+                    right <= view,
+                    qPrintable(QString("at %1 px column %2 ends at %3 of %4").arg(width).arg(c).arg(right).arg(view)));
+            }
+            if (width >= 1280) {
+                QTabBar* bar = w_->tabs()->tabBar();
+                const int need = bar->tabRect(bar->count() - 1).right() - bar->tabRect(0).left();
+                QVERIFY2(need <= bar->width(),
+                         qPrintable(QString("at %1 px the tabs need %2 of %3").arg(width).arg(need).arg(bar->width())));
+                for (QToolButton* arrow : bar->findChildren<QToolButton*>()) QVERIFY(!arrow->isVisible());
+            }
+        }
+        w_->resize(1280, 800);
     }
 };
 
