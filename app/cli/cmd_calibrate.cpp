@@ -4,7 +4,10 @@
 #include <ostream>
 
 #include "cli.h"
+#include "cloq/analysis/calibration.h"
 #include "cloq/analysis/quantized_eval.h"
+#include "cloq/base/atomic_file.h"
+#include "cloq/model/perplexity.h"
 #include "commands.h"
 #include "model_cli.h"
 
@@ -28,8 +31,13 @@ int cmd_calibrate(const Args& args, std::ostream& out, std::ostream& err) {
     add_calib_options(p, calib, /*calib_required=*/true);
     add_no_cache_option(p, no_cache);
     add_quant_options(p, quant);
+    std::string windows_json;
+    p.option("windows-json", &windows_json, "FILE",
+             "also write the token ids of the calibration windows as JSON {\"windows\": [[ids]...]} (to calibrate "
+             "another tool, e.g. GPTQModel, on exactly the same tokens)");
     if (!p.parse(args, out)) return 0;
     resolve_cache(p, calib, no_cache);
+    if (!windows_json.empty()) check_output_file(windows_json);  // before the work, not after it
 
     auto model = open_llama(model_path, device);
     CalibrationRequest req;
@@ -49,6 +57,16 @@ int cmd_calibrate(const Args& args, std::ostream& out, std::ostream& err) {
         << " windows x " << cal.seqlen << " tokens (" << cal.tokens << " tokens of " << cal.text_tokens << ") in "
         << fmt(cal.seconds, 3) << " s" << (cal.sequential ? ", sequential" : "") << "\n";
     if (!cal.cache_path.empty()) out << "cache: " << cal.cache_path << "\n";
+    if (!windows_json.empty()) {
+        // The same tokens and starts as calibrate() (docs/design.md, Calibration).
+        const auto tokens =
+            text_part_tokens(tokenize_file(*model->files().tokenizer, calib.text_path), calib.part, calib.text_path);
+        nlohmann::json w = nlohmann::json::array();
+        for (int64_t s :
+             calibration_window_starts(static_cast<int64_t>(tokens.size()), cal.seqlen, cal.nsamples, calib.seed))
+            w.push_back(std::vector<int32_t>(tokens.begin() + s, tokens.begin() + s + cal.seqlen));
+        write_file_atomic(windows_json, nlohmann::json{{"windows", w}}.dump());
+    }
     if (json) {
         nlohmann::json j = {{"key", cal.key},
                             {"nsamples", cal.nsamples},

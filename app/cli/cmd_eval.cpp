@@ -50,6 +50,10 @@ int cmd_eval(const Args& args, std::ostream& out, std::ostream& err) {
              "e.g. OUT/base); --model still gives the config and tokenizer");
     p.option("adapter", &adapter_dir, "DIR", "merge this PEFT adapter (e.g. OUT/adapter) into the weights");
     p.option("logits-json", &logits_json, "FILE", "also write the ids and logits of the first window as JSON");
+    int greedy = 0;
+    p.option("greedy", &greedy, "N",
+             "with --logits-json: also write N greedy tokens continuing the window's first 32 tokens (what a "
+             "client's generate() must reproduce)");
     if (!p.parse(args, out)) return 0;
     if (popt.nsamples == 0 || popt.nsamples < -1) throw UsageError("--nsamples must be positive (or -1 for all)");
     const bool quantized = quantization_requested(p);
@@ -69,6 +73,8 @@ int cmd_eval(const Args& args, std::ostream& out, std::ostream& err) {
     if (exported && quantized)
         throw UsageError("--gptq/--adapter evaluate exported files; they exclude the quantization options");
 
+    if (greedy < 0 || (greedy > 0 && logits_json.empty()))
+        throw UsageError("--greedy N needs N >= 0 and --logits-json to write the tokens into");
     if (!logits_json.empty()) check_output_file(logits_json);  // before the work, not after it
     auto model =
         exported ? std::make_unique<LlamaModel>(open_exported_model(model_path, gptq_dir, adapter_dir),
@@ -107,6 +113,12 @@ int cmd_eval(const Args& args, std::ostream& out, std::ostream& err) {
         const double* d = logits.data_ptr<double>();
         for (int64_t t = 0; t < logits.size(0); ++t)
             j["logits"].push_back(std::vector<double>(d + t * logits.size(1), d + (t + 1) * logits.size(1)));
+        if (greedy > 0) {
+            const std::vector<int32_t> prompt(ids.begin(), ids.begin() + std::min<int64_t>(32, n));
+            const auto all = model->generate_greedy(prompt, greedy);
+            j["greedy_prompt"] = prompt;
+            j["greedy"] = std::vector<int32_t>(all.begin() + static_cast<int64_t>(prompt.size()), all.end());
+        }
         write_file_atomic(logits_json, j.dump());
     }
     std::string what = "float model";

@@ -116,6 +116,9 @@ int cmd_finetune(const Args& args, std::ostream& out, std::ostream& err) {
     p.option("eval-every", &ft.eval_every, "K", "evaluate every K steps (default: --steps / 4)");
     p.option("eval-windows", &ft.eval_windows, "N", "evaluate on the first N windows (-1 = all)");
     p.option("train-seed", &ft.seed, "S", "seed for the window order and zero init's random lora_A");
+    p.flag("grad-checkpoint", &ft.grad_checkpoint,
+           "gradient checkpointing: keep only each block's input and recompute the block in the backward (less "
+           "memory, one more forward per step; the same gradients)");
     add_device_option(p, device);
     add_quant_options(p, quant);
     add_profile_option(p, profile_path);
@@ -216,6 +219,7 @@ int cmd_finetune(const Args& args, std::ostream& out, std::ostream& err) {
                     {"max_grad_norm", ft.max_grad_norm},
                     {"eval_every", ft.eval_every},
                     {"seed", ft.seed},
+                    {"grad_checkpoint", ft.grad_checkpoint},
                     {"device", model->device().str()},
                     {"threads", torch::get_num_threads()}};
     j["runs"] = nlohmann::ordered_json::array();

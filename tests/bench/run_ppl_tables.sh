@@ -3,7 +3,8 @@
 # docs/design.md (Measurement protocol): calibration and evaluation windows from disjoint parts of the same corpus,
 # plus one out-of-domain row. Evaluation: the first 32 windows of 256 tokens of the text's first half (part 0:0.5);
 # calibration: 32 random windows of 256 tokens from its second half (part 0.5:1). Slow (SmolLM2: ~25 min on 2 cores).
-#   tests/bench/run_ppl_tables.sh [BUILD_DIR] [stories260K|smollm2|all]
+#   tests/bench/run_ppl_tables.sh [BUILD_DIR] [stories260K|smollm2|qwen|all]
+# Qwen2.5-Coder-0.5B (issue 18, ~4.5x SmolLM2's compute per token): 3-bit GPTQ only, 16 evaluation windows (~30 min).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
@@ -24,4 +25,9 @@ if [[ $WHICH == smollm2 || $WHICH == all ]]; then
   # The out-of-domain row: calibration on TinyStories (its second half), evaluation as above on WikiText-2.
   "$BENCH" --model "$GGUF" --calib "$TINY" --data "$WIKI" "${IN_DOMAIN[@]}" --bits 3 --ranks 16 \
     --quantizers gptq,rtn --name SmolLM2-135M-ood --markdown README.md --json docs/ppl_SmolLM2-135M-ood.json
+fi
+if [[ $WHICH == qwen || $WHICH == all ]]; then
+  GGUF=${CLOQ_QWEN_GGUF:-$(bash packaging/fetch-qwen2.5-coder.sh)}
+  "$BENCH" --model "$GGUF" --calib "$WIKI" --data "$WIKI" "${IN_DOMAIN[@]}" --nsamples 16 --bits 3 --ranks 16,64 \
+    --quantizers gptq --name Qwen2.5-Coder-0.5B --markdown README.md --json docs/ppl_Qwen2.5-Coder-0.5B.json
 fi

@@ -2,6 +2,7 @@
 // calibrate (cache reuse), eval (float perplexity = SOURCE.md; --json contract), analyze (report files).
 #include <QtTest/QtTest>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -165,6 +166,32 @@ private Q_SLOTS:
                            "--calib-nsamples", "4"})
                      .code,
                  2);  // calibration options need a quantized eval
+    }
+
+    // --logits-json with --greedy: what the interop checks compare with transformers' logits and generate().
+    void evalWritesLogitsAndGreedyTokens() {
+        QTemporaryDir tmp;
+        const std::string path = tmp.filePath("logits.json").toStdString();
+        const auto r =
+            cloq_run({"eval", "--model", cloq::test::demo_model_dir(), "--data", cloq::test::tinystories_path(),
+                      "--seqlen", "64", "--nsamples", "1", "--logits-json", path, "--greedy", "5"});
+        QVERIFY2(r.code == 0, r.err.c_str());
+        std::ifstream in(path);
+        const json j = json::parse(in);
+        const auto ids = j["ids"].get<std::vector<int>>();
+        QCOMPARE(ids.size(), size_t(64));
+        QCOMPARE(j["logits"].size(), size_t(64));
+        const auto prompt = j["greedy_prompt"].get<std::vector<int>>();
+        QVERIFY(prompt == std::vector<int>(ids.begin(), ids.begin() + 32));
+        const auto greedy = j["greedy"].get<std::vector<int>>();
+        QCOMPARE(greedy.size(), size_t(5));
+        // The first greedy token is the argmax of the window's logits after the same 32 tokens (causal model).
+        const auto row = j["logits"][31].get<std::vector<double>>();
+        QCOMPARE(greedy[0], static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin()));
+        QCOMPARE(cloq_run({"eval", "--model", cloq::test::demo_model_dir(), "--data", cloq::test::tinystories_path(),
+                           "--greedy", "3"})
+                     .code,
+                 2);  // nowhere to write the tokens
     }
 
     void evalQuantizedAndAnalyze() {

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -13,6 +14,7 @@
 #include "base/regex.h"
 #include "cloq/base/atomic_file.h"
 #include "cloq/base/error.h"
+#include "tokenize/tokenizer_spm.h"
 
 namespace fs = std::filesystem;
 
@@ -181,6 +183,33 @@ std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const 
         ss << in.rdbuf();
         write_file_atomic((fs::path(dst_dir) / f).string(), ss.str());
         copied.push_back(f);
+    }
+    // A folder with only a SentencePiece model (stories260K, older Llama checkpoints): transformers 5 turns a bare
+    // tokenizer.model into a generic tokenizer without Llama's dummy-prefix space, and its ids differ from
+    // SentencePiece's from the first word. A tokenizer_config.json naming LlamaTokenizer (legacy behaviour, what the
+    // .model encodes) and its special pieces makes AutoTokenizer give SentencePiece's ids.
+    const auto has = [&](const char* f) { return std::find(copied.begin(), copied.end(), f) != copied.end(); };
+    if (has("tokenizer.model") && !has("tokenizer.json") && !has("tokenizer_config.json")) {
+        const fs::path model = fs::path(src_dir) / "tokenizer.model";
+        std::ifstream in(model, std::ios::binary);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        const SpmModelSpec spec = parse_sentencepiece_model(ss.str(), model.string());
+        const auto piece = [&](int32_t id) {
+            return id >= 0 && id < static_cast<int32_t>(spec.pieces.size()) ? spec.pieces[id] : std::string();
+        };
+        nlohmann::ordered_json cfg;
+        cfg["tokenizer_class"] = "LlamaTokenizer";
+        cfg["legacy"] = true;
+        cfg["add_bos_token"] = spec.bos_id >= 0;
+        cfg["add_eos_token"] = false;
+        if (!piece(spec.bos_id).empty()) cfg["bos_token"] = piece(spec.bos_id);
+        if (!piece(spec.eos_id).empty()) cfg["eos_token"] = piece(spec.eos_id);
+        for (size_t i = 0; i < spec.types.size(); ++i)
+            if (spec.types[i] == SpmPieceType::Unknown) cfg["unk_token"] = spec.pieces[i];
+        cfg["clean_up_tokenization_spaces"] = false;
+        write_json_file_atomic((fs::path(dst_dir) / "tokenizer_config.json").string(), cfg);
+        copied.push_back("tokenizer_config.json");
     }
     return copied;
 }

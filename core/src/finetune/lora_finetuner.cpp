@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <functional>
 
 #include "cloq/base/error.h"
 #include "cloq/finetune/finetune.h"
@@ -23,6 +24,7 @@ struct LoraFineTuner::State {
     std::unique_ptr<LlamaModel> model;          // weights = base
     std::vector<BlockWeights> blocks;           // the base's blocks, loaded once (a big model would reload them)
     std::unique_ptr<torch::optim::AdamW> optimizer;
+    std::vector<std::function<torch::Tensor(const torch::Tensor&)>> runs;  // [layer]: the block with its adapters
 };
 
 namespace {
@@ -35,6 +37,40 @@ LowRank peft_default_init(int64_t out, int64_t in, int64_t r, torch::Generator& 
     f.B = torch::zeros({out, r}, torch::kFloat32);
     return f;
 }
+// Gradient checkpointing of one decoder block (FineTuneOptions::grad_checkpoint). The forward runs the block without
+// recording it (a custom autograd function's forward runs with grad mode off) and keeps only its input; the backward
+// runs it again with grad mode on and differentiates that recomputation with respect to the input and the block's LoRA
+// factors. The factors are inputs of the function so that autograd routes their gradients to them.
+struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
+    using Run = std::function<torch::Tensor(const torch::Tensor&)>;
+
+    // `run` must outlive the backward: the tuner keeps one per block.
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& h, at::TensorList factors,
+                                 const Run* run) {
+        std::vector<torch::Tensor> saved{h};
+        saved.insert(saved.end(), factors.begin(), factors.end());
+        ctx->save_for_backward(saved);
+        ctx->saved_data["run"] = reinterpret_cast<int64_t>(run);
+        return (*run)(h);
+    }
+
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list grad_out) {
+        const auto saved = ctx->get_saved_variables();
+        const Run& run = *reinterpret_cast<const Run*>(ctx->saved_data["run"].toInt());
+        std::vector<torch::Tensor> inputs{saved[0].detach().requires_grad_(true)};
+        inputs.insert(inputs.end(), saved.begin() + 1, saved.end());
+        torch::Tensor out;
+        {
+            torch::AutoGradMode on(true);
+            out = run(inputs[0]);
+        }
+        auto grads = torch::autograd::grad({out}, inputs, {grad_out[0]}, /*retain_graph=*/false,
+                                           /*create_graph=*/false, /*allow_unused=*/true);
+        grads.emplace_back();  // no gradient for `run`
+        return grads;
+    }
+};
 }  // namespace
 
 LoraFineTuner::LoraFineTuner(const ModelFiles& files, const ResolvedProfile& p, FineTuneInit init,
@@ -96,6 +132,11 @@ LoraFineTuner::LoraFineTuner(const ModelFiles& files, const ResolvedProfile& p, 
     st_->model->set_weight_transform(
         [st](const LinearLayer& l, const torch::Tensor&) { return st->base.at(l.name()); });
     for (int b = 0; b < c.num_layers; ++b) st_->blocks.push_back(st_->model->load_block(b));
+    for (int b = 0; b < c.num_layers; ++b)
+        st_->runs.emplace_back([st, b](const torch::Tensor& h) {
+            const auto i = static_cast<size_t>(b);
+            return st->model->run_block(b, st->blocks[i], h, {}, &st->adapters[i]);
+        });
     st_->optimizer = std::make_unique<torch::optim::AdamW>(
         parameters(), torch::optim::AdamWOptions(opt.lr).weight_decay(opt.weight_decay).betas({0.9, 0.999}).eps(1e-8));
     progress(1.0, "initialized");
@@ -142,8 +183,19 @@ int64_t LoraFineTuner::trainable_parameters() const {
 torch::Tensor LoraFineTuner::loss(const torch::Tensor& ids) const {
     const LlamaModel& m = *st_->model;
     torch::Tensor h = m.embed(ids);
-    for (int b = 0; b < config().num_layers; ++b)
-        h = m.run_block(b, st_->blocks[static_cast<size_t>(b)], h, {}, &st_->adapters[static_cast<size_t>(b)]);
+    for (int b = 0; b < config().num_layers; ++b) {
+        const auto i = static_cast<size_t>(b);
+        if (!st_->opt.grad_checkpoint) {
+            h = st_->runs[i](h);
+            continue;
+        }
+        std::vector<torch::Tensor> factors;
+        for (const auto& [module, path] : st_->adapters[i]) {
+            factors.push_back(path.A);
+            factors.push_back(path.B);
+        }
+        h = CheckpointedBlock::apply(h, at::TensorList(factors), &st_->runs[i]);
+    }
     const int64_t T = ids.size(1);
     // The same positions perplexity() scores: every window predicts its tokens 2..T from the ones before.
     const torch::Tensor logits = m.logits(h).slice(1, 0, T - 1);

@@ -79,6 +79,13 @@ void Pipeline::assemble(const std::string& dir, const Calibration& calib) {
             gc.format = gptq_format();
             write_gptq_checkpoint(base, source_config, gptq_quantization_config(gc, ginfos, &res_.notices), entries,
                                   wp.slice(0, 0.7));
+            // Checked with GPTQModel 7.7 (tests/interop/check_current_stack.sh): its own loader refuses every
+            // asymmetric v1 checkpoint it did not make (loader.py: "only supported if produced by gptqmodel").
+            if (gc.format == GptqFormat::V1 && !gc.sym)
+                res_.notices.push_back(
+                    "format gptq (v1), asymmetric: transformers + optimum and vLLM load it; GPTQModel's own loader "
+                    "(GPTQModel.load) refuses asymmetric v1 files from other quantizers: export with --format gptq_v2 "
+                    "for it");
         }
         if (fs::is_directory(opt_.model_path)) {
             copy_tokenizer_files(opt_.model_path, base);

@@ -187,11 +187,15 @@ void solve_plan(Plan& p, int64_t total_budget, int64_t dp_units) {
     size_t k = 0;
     for (const LayerCurve& l : p.layers)
         if (l.plannable) bits_used.insert(l.options[static_cast<size_t>(p.exact.choice[k++])].bits);
-    p.loaders = bits_used.size() <= 1
-                    ? std::vector<std::string>{"transformers + optimum (GPTQ)", "GPTQModel", "vLLM",
-                                               "PEFT (per-layer ranks in rank_pattern)"}
-                    : std::vector<std::string>{"GPTQModel", "vLLM", "PEFT (per-layer ranks in rank_pattern)",
-                                               "not transformers + optimum: they ignore the per-layer bits in dynamic"};
+    p.loaders =
+        bits_used.size() <= 1
+            ? std::vector<std::string>{"transformers + optimum (GPTQ)", "GPTQModel", "vLLM",
+                                       "PEFT (per-layer ranks in rank_pattern)"}
+            // Checked with GPTQModel 7.7 (tests/interop/check_current_stack.sh): it refuses an asymmetric
+            // v1 file from another producer, and its automatic CPU kernel holds only 4-bit layers.
+            : std::vector<std::string>{"GPTQModel (export --format gptq_v2; on a CPU load with backend=\"torch\")",
+                                       "vLLM", "PEFT (per-layer ranks in rank_pattern)",
+                                       "not transformers + optimum: they ignore the per-layer bits in dynamic"};
 }
 
 void trace_front(Plan& p) {

@@ -6,12 +6,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "cloq/base/error.h"
 #include "cloq/export/gptq_checkpoint.h"
 #include "cloq/io/safetensors.h"
 #include "cloq/quant/quant_int.h"
 #include "expect_error.h"
+#include "test_support.h"
 
 using namespace cloq;
 using cloq::test::expect_error;
@@ -250,6 +252,23 @@ private Q_SLOTS:
         QCOMPARE(copied, (std::vector<std::string>{"tokenizer.model", "tokenizer_config.json"}));
         QVERIFY(QFile::exists(dst.filePath("tokenizer.model")));
         QVERIFY(!QFile::exists(dst.filePath("unrelated.txt")));
+    }
+
+    // A folder with only a SentencePiece model (stories260K) gets a tokenizer_config.json naming Llama's tokenizer
+    // and its special pieces, read from the model: without it transformers 5 builds a generic tokenizer whose ids
+    // differ from the first word (no dummy-prefix space).
+    void writesTokenizerConfigForABareSentencePieceModel() {
+        QTemporaryDir dst;
+        const std::string src = cloq::test::demo_model_dir();
+        const auto copied = copy_tokenizer_files(src, dst.path().toStdString());
+        QCOMPARE(copied, (std::vector<std::string>{"tokenizer.model", "tokenizer_config.json"}));
+        std::ifstream in(dst.filePath("tokenizer_config.json").toStdString());
+        const auto cfg = nlohmann::json::parse(in);
+        QCOMPARE(cfg["tokenizer_class"].get<std::string>(), std::string("LlamaTokenizer"));
+        QCOMPARE(cfg["bos_token"].get<std::string>(), std::string("<s>"));
+        QCOMPARE(cfg["eos_token"].get<std::string>(), std::string("</s>"));
+        QCOMPARE(cfg["unk_token"].get<std::string>(), std::string("<unk>"));
+        QVERIFY(cfg["add_bos_token"].get<bool>() && cfg["legacy"].get<bool>());
     }
 };
 

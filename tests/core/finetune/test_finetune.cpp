@@ -6,10 +6,12 @@
 //  - zero init is PEFT's (lora_B = 0, lora_A ~ U(±1/√in)); the schedule is transformers' cosine with warmup;
 //  - training lowers the evaluation loss, the same seed gives the same curve, and the written adapter reads back.
 #include <QtTest/QtTest>
+#include <set>
 
 #include <torch/torch.h>
 
 #include <cmath>
+#include <set>
 
 #include "cloq/analysis/quantized_eval.h"
 #include "cloq/base/error.h"
@@ -208,6 +210,46 @@ private Q_SLOTS:
             QVERIFY2(cloq::test::rel_diff(fd, directional) < 1e-6,
                      qPrintable(QString("central difference %1 vs autograd %2").arg(fd).arg(directional)));
         }
+    }
+
+    // Gradient checkpointing recomputes each block in the backward: the same loss and the same gradients (up to
+    // float32 summation order), and training steps that follow the same path.
+    void gradientCheckpointingGivesTheSameGradients() {
+        FineTuneOptions ck = opt_;
+        ck.grad_checkpoint = true;
+        LoraFineTuner plain = tuner(InitMethod::Cloq), checkpointed = tuner(InitMethod::Cloq, Split::Default, &ck);
+        const Tensor ids = windows(eval_, 2, 48);
+        const Tensor l0 = plain.loss(ids), l1 = checkpointed.loss(ids);
+        // The checkpointed graph holds one recomputing node per decoder block and the plain one none.
+        auto checkpoint_nodes = [](const Tensor& loss) {
+            std::vector<torch::autograd::Node*> todo{loss.grad_fn().get()};
+            std::set<torch::autograd::Node*> seen;
+            int found = 0;
+            while (!todo.empty()) {
+                torch::autograd::Node* n = todo.back();
+                todo.pop_back();
+                if (!n || !seen.insert(n).second) continue;
+                if (n->name().find("CheckpointedBlock") != std::string::npos) ++found;
+                for (const auto& e : n->next_edges()) todo.push_back(e.function.get());
+            }
+            return found;
+        };
+        QCOMPARE(checkpoint_nodes(l1), static_cast<int>(files_.config.num_layers));
+        QCOMPARE(checkpoint_nodes(l0), 0);
+        l0.backward();
+        l1.backward();
+        QVERIFY(cloq::test::rel_diff(l0.item<double>(), l1.item<double>()) < 1e-6);
+        const auto p0 = plain.parameters(), p1 = checkpointed.parameters();
+        QCOMPARE(p0.size(), p1.size());
+        double worst = 0;
+        for (size_t i = 0; i < p0.size(); ++i) {
+            QVERIFY(p1[i].grad().defined() && p1[i].grad().norm().item<double>() > 0);
+            worst = std::max(worst, rel_norm(p1[i].grad(), p0[i].grad()));
+        }
+        qInfo("checkpointed gradients: worst relative difference %.3g over %zu factors", worst, p0.size());
+        QVERIFY2(worst < 1e-5, qPrintable(QString::number(worst)));
+        for (int t = 1; t <= 3; ++t)
+            QVERIFY(cloq::test::rel_diff(plain.train_step(ids, t), checkpointed.train_step(ids, t)) < 1e-5);
     }
 
     void stepZeroIsTheInitializedModel() {

@@ -72,7 +72,8 @@ void write_gptq_checkpoint(const std::string& dir, const nlohmann::ordered_json&
                            const std::vector<SafetensorsEntry>& tensors, const Progress& progress = {});
 
 // Copies tokenizer.model / tokenizer.json / tokenizer_config.json / special_tokens_map.json / added_tokens.json /
-// generation_config.json from a model folder when present. Returns the names copied.
+// generation_config.json from a model folder when present, and writes a tokenizer_config.json for a folder that has
+// only a SentencePiece tokenizer.model (so AutoTokenizer reads it as Llama's). Returns the names written.
 std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const std::string& dst_dir);
 
 // Reads a JSON file (object) with a message naming the file on failure.

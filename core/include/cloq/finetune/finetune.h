@@ -43,6 +43,9 @@ struct FineTuneOptions {
     int eval_every = 50;         // also at step 0 and at the last step
     int eval_windows = -1;       // -1: every full window of the evaluation text
     uint64_t seed = 0;
+    // Gradient checkpointing: keep only each decoder block's input for the backward and run the block again there
+    // (one more forward per step; activation memory of one block instead of all). The gradients are the same.
+    bool grad_checkpoint = false;
 };
 void validate(const FineTuneOptions& o);  // throws cloq::Error naming the bad option
 
