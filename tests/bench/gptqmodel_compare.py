@@ -75,6 +75,7 @@ def main():
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--windows", required=True, help="cloq calibrate --windows-json output")
     ap.add_argument("--ours", required=True, help="cloq quantize OUT/base (format gptq)")
+    ap.add_argument("--ours-seq", help="the same with --sequential (calibrated on the quantized blocks' outputs)")
     ap.add_argument("--work", required=True, help="folder for the float model and GPTQModel's checkpoint")
     ap.add_argument("--bits", type=int, default=4)
     ap.add_argument("--group", type=int, default=64)
@@ -100,6 +101,8 @@ def main():
     H, W = hessians(float_dir, windows)
     result = {"gptqmodel_seconds": seconds, "gptqmodel_checkpoint": theirs, "windows": len(windows),
               "seqlen": len(windows[0]), "ours": layer_losses(a.ours, H, W), "gptqmodel": layer_losses(theirs, H, W)}
+    if a.ours_seq:
+        result["ours_seq"] = layer_losses(a.ours_seq, H, W)
     json.dump(result, open(a.json, "w"), indent=1)
     print(f"GPTQModel {a.bits}-bit g{a.group}: {seconds:.0f} s; wrote {a.json}")
 

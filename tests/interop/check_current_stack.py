@@ -28,6 +28,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cloq_reference import read_cloq_logits, rel_diff, token_mismatch  # noqa: E402
 
 
 def weight_rounding_effect(base_dir, adapter_dir, ids):
@@ -48,8 +49,12 @@ def weight_rounding_effect(base_dir, adapter_dir, ids):
     for rounded in (False, True):
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
         sd = {k: (v.half().float() if rounded and k[: -len(".weight")] in modules else v) for k, v in state.items()}
-        model.load_state_dict(sd, strict=False)
+        missing, unexpected = model.load_state_dict(sd, strict=False)
         model.tie_weights()
+        tied = getattr(cfg, "tie_word_embeddings", False)
+        missing = [k for k in missing if not (tied and k == "lm_head.weight")]
+        if missing or unexpected:
+            raise ValueError(f"exact unpack of {base_dir}: missing {missing[:5]}, unexpected {unexpected[:5]}")
         model = PeftModel.from_pretrained(model, adapter_dir).eval()
         out.append(model(torch.tensor([ids])).logits[0].double())
     return (out[1] - out[0]).norm().item() / out[0].norm().item(), out[0]
@@ -71,24 +76,14 @@ def main():
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with open(a.logits) as f:
-        ref = json.load(f)
-    ids = ref["ids"]
-    want = torch.tensor(ref["logits"], dtype=torch.float64)
+    ref, ids, want = read_cloq_logits(a.logits)
     base_dir, adapter_dir = os.path.join(a.out, "base"), os.path.join(a.out, "adapter")
     name = os.path.basename(os.path.normpath(a.out))
 
     # Tokenizer: the exported base carries it (GGUF inputs included). cloq puts BOS first when the model has one.
     tok = AutoTokenizer.from_pretrained(base_dir)
-    with open(a.text, encoding="utf-8") as f:
-        text = f.read()
-    hf_ids = tok(text, add_special_tokens=False)["input_ids"]
-    ours = ids[1:] if tok.bos_token_id is not None and ids and ids[0] == tok.bos_token_id else ids
-    n = min(len(ours), len(hf_ids))
-    if ours[:n] != hf_ids[:n] or n < len(ours):
-        first = next((i for i in range(n) if ours[i] != hf_ids[i]), n)
-        print(f"FAIL: {name}: AutoTokenizer's ids differ from cloq's at token {first}: "
-              f"{hf_ids[first:first + 5]} vs {ours[first:first + 5]}")
+    if (bad := token_mismatch(tok, a.text, ids)) is not None:
+        print(f"FAIL: {name}: AutoTokenizer: {bad}")
         return 1
 
     def load_base(dtype):
@@ -113,7 +108,7 @@ def main():
     kernels = sorted({type(m).__name__ for m in model.modules() if "QuantLinear" in type(m).__name__
                       or "Linear" in type(m).__name__ and hasattr(m, "qweight")})
     got = model(torch.tensor([ids])).logits[0].double()
-    rel = (got - want).norm().item() / want.norm().item()
+    rel = rel_diff(got, want)
     floor, exact = weight_rounding_effect(base_dir, adapter_dir, ids)  # see Tolerance above
     unpacked = "" if exact is None else f", exact unpack vs cloq {(exact - want).norm().item() / want.norm().item():.1e}"
     tol = max(a.tol, 2 * floor)

@@ -12,11 +12,13 @@ builds its own tokenizer from the GGUF metadata; nothing of cloq's is involved o
 Exit status 0 = pass, 1 = mismatch.
 """
 import argparse
-import json
 import os
 import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cloq_reference import read_cloq_logits, rel_diff, token_mismatch  # noqa: E402
 
 
 def main():
@@ -30,24 +32,16 @@ def main():
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with open(a.logits) as f:
-        ref = json.load(f)
-    ids = ref["ids"]
-    want = torch.tensor(ref["logits"], dtype=torch.float64)
+    ref, ids, want = read_cloq_logits(a.logits)
     folder, name = os.path.split(os.path.abspath(a.gguf))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    with open(a.text, encoding="utf-8") as f:
-        hf_ids = tok(f.read(), add_special_tokens=False)["input_ids"]
-    ours = ids[1:] if tok.bos_token_id is not None and ids and ids[0] == tok.bos_token_id else ids
-    if hf_ids[: len(ours)] != ours:
-        first = next((i for i in range(min(len(ours), len(hf_ids))) if ours[i] != hf_ids[i]), len(hf_ids))
-        print(f"FAIL: {name}: transformers' GGUF tokenizer differs from cloq's at token {first}: "
-              f"{hf_ids[first:first + 5]} vs {ours[first:first + 5]}")
+    if (bad := token_mismatch(tok, a.text, ids)) is not None:
+        print(f"FAIL: {name}: transformers' GGUF tokenizer: {bad}")
         return 1
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     model.eval()
     got = model(torch.tensor([ids])).logits[0].double()
-    rel = (got - want).norm().item() / want.norm().item()
+    rel = rel_diff(got, want)
     ok = rel <= a.tol
     print(f"{'PASS' if ok else 'FAIL'}: {name}: float forward of {type(model).__name__} (transformers' GGUF loader) "
           f"on {len(ids)} tokens: logits relative difference {rel:.2e} (tolerance {a.tol:g}), tokenizer ids equal; "

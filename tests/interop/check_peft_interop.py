@@ -95,8 +95,9 @@ def dequantize_gptq(tensors, qcfg):
         raise ValueError(f"unknown checkpoint_format {fmt}")
     out = {}
     modules = [n[: -len(".qweight")] for n in tensors if n.endswith(".qweight")]
+    packed = {m + s for m in modules for s in (".qweight", ".qzeros", ".scales", ".g_idx")}
     for name, t in tensors.items():
-        if not any(name.startswith(m + ".") for m in modules):
+        if name not in packed:  # everything else, a packed module's bias (Qwen2's q/k/v) included
             out[name] = t.float()
     for m in modules:
         qweight = tensors[m + ".qweight"].numpy().view(np.uint32)
