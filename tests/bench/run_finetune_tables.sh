@@ -6,7 +6,7 @@
 # build/bench-finetune/<name>/; the table to README.md, the SVG to docs/.
 # SmolLM2-135M (GGUF) on WikiText-2: the same three parts; rank 64 at 3 and 2 bits; in the same run the training step
 # is timed in PyTorch + PEFT (tests/bench/peft_step_time.py, a venv with transformers + PEFT + gguf in
-# ~/.cache/cloq-bench) for the ratio. STEPS, BATCH and SEQLEN override the sizes.
+# ~/.cache/cloq-bench) for the ratio. STEPS, BATCH and SEQLEN override the sizes; BITS="2" runs one bit width.
 #   tests/bench/run_finetune_tables.sh [BUILD_DIR] [stories260K|smollm2]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,7 +38,7 @@ if [[ $WHICH == smollm2 ]]; then
   fi
   B=${BATCH:-4}
   L=${SEQLEN:-256}
-  for bits in 3 2; do
+  for bits in ${BITS:-3 2}; do
     name=SmolLM2-135M-${bits}bit
     rm -rf "$OUT/$name"
     "$CLOQ" finetune --model "$GGUF" --train "$WIKI" --train-part 0.25:0.75 --eval "$WIKI" --eval-part 0:0.25 \
