@@ -173,6 +173,7 @@ std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const 
     static const char* kFiles[] = {"tokenizer.model",         "tokenizer.json",    "tokenizer_config.json",
                                    "special_tokens_map.json", "added_tokens.json", "generation_config.json"};
     std::vector<std::string> copied;
+    std::string spm_bytes;
     if (!fs::is_directory(src_dir)) return copied;
     for (const char* f : kFiles) {
         const fs::path src = fs::path(src_dir) / f;
@@ -183,6 +184,7 @@ std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const 
         ss << in.rdbuf();
         write_file_atomic((fs::path(dst_dir) / f).string(), ss.str());
         copied.push_back(f);
+        if (std::string(f) == "tokenizer.model") spm_bytes = ss.str();  // parsed below if it is the only tokenizer
     }
     // A folder with only a SentencePiece model (stories260K, older Llama checkpoints): transformers 5 turns a bare
     // tokenizer.model into a generic tokenizer without Llama's dummy-prefix space, and its ids differ from
@@ -190,11 +192,8 @@ std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const 
     // .model encodes) and its special pieces makes AutoTokenizer give SentencePiece's ids.
     const auto has = [&](const char* f) { return std::find(copied.begin(), copied.end(), f) != copied.end(); };
     if (has("tokenizer.model") && !has("tokenizer.json") && !has("tokenizer_config.json")) {
-        const fs::path model = fs::path(src_dir) / "tokenizer.model";
-        std::ifstream in(model, std::ios::binary);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        const SpmModelSpec spec = parse_sentencepiece_model(ss.str(), model.string());
+        const SpmModelSpec spec =
+            parse_sentencepiece_model(spm_bytes, (fs::path(src_dir) / "tokenizer.model").string());
         const auto piece = [&](int32_t id) {
             return id >= 0 && id < static_cast<int32_t>(spec.pieces.size()) ? spec.pieces[id] : std::string();
         };
