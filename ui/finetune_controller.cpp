@@ -87,7 +87,7 @@ void FinetuneController::start(const FinetunePlan& plan) {
     description_ = QString(
                        "Trained on part %1 and evaluated on part %2 (first %3 windows of %4 tokens) of %5; "
                        "calibrated on %6 random windows × %7 tokens of the whole of %5 (a preview: the "
-                       "README's tables calibrate on a third, disjoint part). %8 steps of %9 windows, lr %10.")
+                       "README's tables calibrate on a third, disjoint part). %8 steps of %9 windows, lr %10%11.")
                        .arg(QString::fromStdString(to_string(plan.train)), QString::fromStdString(to_string(plan.eval)))
                        .arg(plan.options.eval_windows)
                        .arg(plan.options.seqlen)
@@ -96,7 +96,10 @@ void FinetuneController::start(const FinetunePlan& plan) {
                        .arg(session->calib.seqlen)
                        .arg(plan.options.steps)
                        .arg(plan.options.batch)
-                       .arg(plan.options.lr);
+                       .arg(plan.options.lr)
+                       .arg(plan.options.autocast == Autocast::Off
+                                ? QString()
+                                : ", " + QString::fromStdString(to_string(plan.options.autocast)) + " autocast");
     Q_EMIT curvesReset();
 
     BackgroundJob* job = session_->newJob("Fine-tuning");

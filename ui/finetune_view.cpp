@@ -2,6 +2,7 @@
 
 #include <QAbstractButton>
 #include <QCheckBox>
+#include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFormLayout>
@@ -120,16 +121,25 @@ FinetuneView::FinetuneView(FinetuneController* controller, QWidget* parent)
     evalWindows_->setObjectName("evalWindowsBox");
     evalWindows_->setRange(1, 4096);
     evalWindows_->setValue(16);
+    // The GUI trains on the CPU, whose autocast has bfloat16 only (`cloq finetune --device cuda` adds float16).
+    precision_ = new QComboBox(optBox);
+    precision_->setObjectName("precisionBox");
+    precision_->addItem("float32", static_cast<int>(Autocast::Off));
+    precision_->addItem("bfloat16", static_cast<int>(Autocast::BFloat16));
     steps_->setToolTip("Optimizer steps per init (linear warmup over the first 3 %, then cosine decay to 0)");
     batch_->setToolTip("Training windows per step");
     seqlen_->setToolTip("Tokens per training and evaluation window");
     lr_->setToolTip("Peak learning rate of AdamW (paper Table 10: 4e-4 to 7e-4 for Llama2-7B)");
     evalWindows_->setToolTip("Evaluation windows (the first ones of the evaluation part), every steps/4 steps");
+    precision_->setToolTip(
+        "Precision of the training forward: float32, or bfloat16 autocast (matmuls in bfloat16, "
+        "reductions, weights, adapters and the evaluation in float32)");
     const std::pair<const char*, QWidget*> rows[] = {{"Ste&ps:", steps_},
                                                      {"&Batch:", batch_},
                                                      {"&Window:", seqlen_},
                                                      {"&LR:", lr_},
-                                                     {"E&val windows:", evalWindows_}};
+                                                     {"E&val windows:", evalWindows_},
+                                                     {"P&recision:", precision_}};
     int r = 0;
     for (const auto& [text, w] : rows) {
         auto* l = new QLabel(text, optBox);
@@ -234,6 +244,7 @@ FinetunePlan FinetuneView::plan() const {
     p.options.seqlen = seqlen_->value();
     p.options.lr = lr_->value();
     p.options.eval_windows = evalWindows_->value();
+    p.options.autocast = static_cast<Autocast>(precision_->currentData().toInt());
     p.options.eval_every = std::max(1, p.options.steps / 4);  // steps 0, N/4, N/2, 3N/4, N
     return p;
 }

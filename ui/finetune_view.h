@@ -13,6 +13,7 @@
 
 class QCheckBox;
 class QChart;
+class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
 class QLineSeries;
@@ -43,6 +44,7 @@ public:
     QSpinBox* batchBox() const { return batch_; }
     QSpinBox* seqlenBox() const { return seqlen_; }
     QSpinBox* evalWindowsBox() const { return evalWindows_; }
+    QComboBox* precisionBox() const { return precision_; }
     QDoubleSpinBox* lrBox() const { return lr_; }
     QCheckBox* initBox(const QString& label) const { return inits_.value(label); }
     QTableWidget* table() const { return table_; }
@@ -64,6 +66,7 @@ private:
     FinetuneController* controller_;
     QMap<QString, QCheckBox*> inits_;  // by FineTuneInit::label()
     QSpinBox *steps_ = nullptr, *batch_ = nullptr, *seqlen_ = nullptr, *evalWindows_ = nullptr;
+    QComboBox* precision_ = nullptr;
     QDoubleSpinBox* lr_ = nullptr;
     QPushButton *start_ = nullptr, *cancel_ = nullptr, *export_ = nullptr;
     QLabel *state_ = nullptr, *caption_ = nullptr, *target_ = nullptr;

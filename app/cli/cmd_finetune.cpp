@@ -38,6 +38,7 @@ nlohmann::ordered_json curve_json(const FineTuneCurve& c) {
     j["trainable_parameters"] = c.trainable_parameters;
     j["setup_seconds"] = c.setup_seconds;
     j["seconds_per_step"] = c.seconds_per_step;
+    j["step_seconds"] = c.step_seconds;
     j["tokens_per_second"] = c.tokens_per_second;
     j["peak_rss_bytes"] = c.peak_rss_bytes;
     j["eval"] = nlohmann::ordered_json::array();
@@ -119,6 +120,10 @@ int cmd_finetune(const Args& args, std::ostream& out, std::ostream& err) {
     p.flag("grad-checkpoint", &ft.grad_checkpoint,
            "gradient checkpointing: keep only each block's input and recompute the block in the backward (less "
            "memory, one more forward per step; the same gradients)");
+    std::string autocast = "off";
+    p.option("autocast", &autocast, "P",
+             "mixed-precision training forward: off (float32), bfloat16 (CPU or CUDA) or float16 (CUDA, with dynamic "
+             "loss scaling); weights, adapters, optimizer and evaluation stay float32");
     add_device_option(p, device);
     add_quant_options(p, quant);
     add_profile_option(p, profile_path);
@@ -130,7 +135,10 @@ int cmd_finetune(const Args& args, std::ostream& out, std::ostream& err) {
             throw UsageError("--" + std::string(o) + " picks one init; fine-tuning takes --inits and --splits lists");
     if (ft.eval_every == 0) ft.eval_every = std::max(1, ft.steps / 4);
     try {
+        ft.autocast = parse_autocast(autocast);
         validate(ft);
+        if (ft.autocast == Autocast::Float16 && device == DeviceChoice::Cpu)
+            throw Error("--autocast float16 needs --device cuda (LibTorch's CPU autocast has bfloat16 only)");
     } catch (const Error& e) {
         throw UsageError(e.what());
     }
@@ -152,6 +160,10 @@ int cmd_finetune(const Args& args, std::ostream& out, std::ostream& err) {
     const bool out_exists = check_out_dir(out_dir);
     AtomicDir dir(out_dir, /*replace_existing=*/out_exists);
     const auto model = open_llama(model_path, device);
+    if (ft.autocast == Autocast::Float16 && !model->device().is_cuda())
+        throw Error(
+            "--autocast float16 needs a CUDA device, and none is available (LibTorch's CPU autocast has "
+            "bfloat16 only)");
     if (!model->files().tokenizer)
         throw Error(model_path + ": the model ships no tokenizer (tokenizer.model or tokenizer.json)");
     if (ft.seqlen > model->config().max_position_embeddings)
@@ -220,6 +232,7 @@ int cmd_finetune(const Args& args, std::ostream& out, std::ostream& err) {
                     {"eval_every", ft.eval_every},
                     {"seed", ft.seed},
                     {"grad_checkpoint", ft.grad_checkpoint},
+                    {"autocast", to_string(ft.autocast)},
                     {"device", model->device().str()},
                     {"threads", torch::get_num_threads()}};
     j["runs"] = nlohmann::ordered_json::array();

@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 
 COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
@@ -39,11 +40,18 @@ def part_text(t):
 
 def peer_line(c, peer):
     """The same training step timed in PyTorch + PEFT (peft_step_time.py) in the same run, and the ratio."""
-    ours = sorted(r["seconds_per_step"] for r in c["runs"])[len(c["runs"]) // 2]
+    # The same statistic on both sides: peft_step_time.py reports the median of its timed steps after one warm-up
+    # step, so ours is the median of every run's steps after its first (older curves without per-step times: the
+    # median of the runs' means, which include the first step).
+    steps = [t for r in c["runs"] for t in r.get("step_seconds", [])[1:]]
+    if steps:
+        ours, how = statistics.median(steps), f"median of the {len(steps)} steps after each run's first, as PyTorch's"
+    else:
+        ours, how = sorted(r["seconds_per_step"] for r in c["runs"])[len(c["runs"]) // 2], "median of the runs' means"
     return (f"Time per step against PyTorch {peer['torch']} + transformers + PEFT on the same dequantized model, batch "
             f"{peer['batch']} × {peer['seqlen']}, rank {peer['rank']}, {peer['threads']} thread(s), measured in the "
-            f"same run: PyTorch {peer['seconds_per_step']:.3g} s/step, ours {ours:.3g} s/step (median of the runs): "
-            f"**ours / PyTorch = {ours / peer['seconds_per_step']:.2f}×**.\n")
+            f"same run: PyTorch {peer['seconds_per_step']:.3g} s/step (median of {peer['steps']} steps after a "
+            f"warm-up), ours {ours:.3g} s/step ({how}): **ours / PyTorch = {ours / peer['seconds_per_step']:.2f}×**.\n")
 
 
 def table(c, svg_rel, peer=None):

@@ -162,6 +162,12 @@ private Q_SLOTS:
         r = with({"--inits", "cloq,nonsense"});
         QVERIFY(r.code != 0);
         QVERIFY2(r.err.find("nonsense") != std::string::npos, r.err.c_str());
+        r = with({"--autocast", "float16", "--device", "cpu"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.find("float16") != std::string::npos && r.err.find("cuda") != std::string::npos, r.err.c_str());
+        r = with({"--autocast", "half-ish"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.find("half-ish") != std::string::npos, r.err.c_str());
         r = with({"--batch", "1000000"});
         QCOMPARE(r.code, 1);
         QVERIFY2(

@@ -3,6 +3,7 @@
 // GUI's settings and calibration; the trained adapter exports as PEFT files; a settings change marks the curves as
 // trained under earlier settings; Cancel stops a long run and keeps what was drawn.
 #include <QCheckBox>
+#include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QLabel>
 #include <QPushButton>
@@ -148,6 +149,16 @@ private Q_SLOTS:
         const QString dir = home_.path() + "/exported";
         w_->finetuneController()->exportAdapter(1, dir);
         QCOMPARE(read_peft_adapter(dir.toStdString()).modules.size(), w_->session()->layers.size());
+    }
+
+    // The precision box reaches the tuner's options: float32 (autocast off) by default, bfloat16 autocast on choice.
+    void precisionBoxSetsAutocast() {
+        FinetuneView* v = w_->finetune();
+        QCOMPARE(v->precisionBox()->currentText(), QString("float32"));
+        QCOMPARE(v->plan().options.autocast, Autocast::Off);
+        v->precisionBox()->setCurrentIndex(v->precisionBox()->findText("bfloat16"));
+        QCOMPARE(v->plan().options.autocast, Autocast::BFloat16);
+        v->precisionBox()->setCurrentIndex(0);
     }
 
     void settingsChangeMarksCurvesStale() {

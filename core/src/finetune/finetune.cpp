@@ -27,6 +27,25 @@ void validate(const FineTuneOptions& o) {
     if (o.eval_windows == 0 || o.eval_windows < -1) throw Error("--eval-windows must be positive (or -1 for all)");
 }
 
+Autocast parse_autocast(const std::string& s) {
+    if (s == "off" || s == "float32" || s == "fp32") return Autocast::Off;
+    if (s == "bfloat16" || s == "bf16") return Autocast::BFloat16;
+    if (s == "float16" || s == "fp16") return Autocast::Float16;
+    throw Error("unknown autocast precision '" + s + "' (expected off, bfloat16 or float16)");
+}
+
+std::string to_string(Autocast a) {
+    switch (a) {
+    case Autocast::BFloat16:
+        return "bfloat16";
+    case Autocast::Float16:
+        return "float16";
+    case Autocast::Off:
+        break;
+    }
+    return "off";
+}
+
 double cosine_lr(const FineTuneOptions& o, int t) {
     // transformers: warmup = ceil(ratio · steps); lr·t/warmup during warmup, then
     // lr·½(1 + cos(π·(t − warmup)/(steps − warmup))).
@@ -122,7 +141,8 @@ FineTuneCurve finetune(LoraFineTuner& tuner, const std::vector<int32_t>& train_t
         const torch::Tensor batch = torch::tensor(ids, torch::kLong).view({opt.batch, T});
         const Stopwatch sw;
         const double l = tuner.train_step(batch, t);
-        train_seconds += sw.seconds();
+        curve.step_seconds.push_back(sw.seconds());
+        train_seconds += curve.step_seconds.back();
         if (!std::isfinite(l))
             throw Error("fine-tuning diverged at step " + std::to_string(t + 1) + " (loss " + std::to_string(l) +
                         "); lower --lr");

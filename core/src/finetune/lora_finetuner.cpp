@@ -3,12 +3,14 @@
 
 #include <cmath>
 #include <functional>
+#include <optional>
 
 #include "cloq/base/error.h"
 #include "cloq/finetune/finetune.h"
 #include "cloq/lowrank/factor_cache.h"
 #include "cloq/lowrank/layer_solver.h"
 #include "export/peft_export.h"
+#include "finetune/mixed_precision.h"
 
 namespace cloq {
 
@@ -25,6 +27,7 @@ struct LoraFineTuner::State {
     std::vector<BlockWeights> blocks;           // the base's blocks, loaded once (a big model would reload them)
     std::unique_ptr<torch::optim::AdamW> optimizer;
     std::vector<std::function<torch::Tensor(const torch::Tensor&)>> runs;  // [layer]: the block with its adapters
+    std::optional<LossScaler> scaler;                                      // float16 autocast only
 };
 
 namespace {
@@ -39,18 +42,20 @@ LowRank peft_default_init(int64_t out, int64_t in, int64_t r, torch::Generator& 
 }
 // Gradient checkpointing of one decoder block (FineTuneOptions::grad_checkpoint). The forward runs the block without
 // recording it (a custom autograd function's forward runs with grad mode off) and keeps only its input; the backward
-// runs it again with grad mode on and differentiates that recomputation with respect to the input and the block's LoRA
-// factors. The factors are inputs of the function so that autograd routes their gradients to them.
+// runs it again with grad mode on, under the forward's autocast setting (the backward itself runs outside autocast),
+// and differentiates that recomputation with respect to the input and the block's LoRA factors. The factors are inputs
+// of the function so that autograd routes their gradients to them.
 struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
     using Run = std::function<torch::Tensor(const torch::Tensor&)>;
 
     // `run` must outlive the backward: the tuner keeps one per block.
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& h, at::TensorList factors,
-                                 const Run* run) {
+                                 const Run* run, Autocast autocast) {
         std::vector<torch::Tensor> saved{h};
         saved.insert(saved.end(), factors.begin(), factors.end());
         ctx->save_for_backward(saved);
         ctx->saved_data["run"] = reinterpret_cast<int64_t>(run);
+        ctx->saved_data["autocast"] = static_cast<int64_t>(autocast);
         return (*run)(h);
     }
 
@@ -63,11 +68,13 @@ struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
         torch::Tensor out;
         {
             torch::AutoGradMode on(true);
+            const AutocastGuard autocast(saved[0].device(), static_cast<Autocast>(ctx->saved_data["autocast"].toInt()));
             out = run(inputs[0]);
         }
         auto grads = torch::autograd::grad({out}, inputs, {grad_out[0]}, /*retain_graph=*/false,
                                            /*create_graph=*/false, /*allow_unused=*/true);
         grads.emplace_back();  // no gradient for `run`
+        grads.emplace_back();  // nor for `autocast`
         return grads;
     }
 };
@@ -78,6 +85,11 @@ LoraFineTuner::LoraFineTuner(const ModelFiles& files, const ResolvedProfile& p, 
                              const Progress& progress)
     : st_(std::make_unique<State>()) {
     validate(opt);
+    if (opt.autocast == Autocast::Float16 && !device.is_cuda())
+        throw Error(
+            "float16 autocast needs a CUDA device (LibTorch's CPU autocast has bfloat16 only): use bfloat16 "
+            "on the CPU, or --device cuda");
+    if (opt.autocast == Autocast::Float16) st_->scaler.emplace();
     st_->files = files;
     st_->device = device;
     st_->opt = opt;
@@ -182,6 +194,7 @@ int64_t LoraFineTuner::trainable_parameters() const {
 
 torch::Tensor LoraFineTuner::loss(const torch::Tensor& ids) const {
     const LlamaModel& m = *st_->model;
+    const AutocastGuard autocast(st_->device, st_->opt.autocast);
     torch::Tensor h = m.embed(ids);
     for (int b = 0; b < config().num_layers; ++b) {
         const auto i = static_cast<size_t>(b);
@@ -194,13 +207,17 @@ torch::Tensor LoraFineTuner::loss(const torch::Tensor& ids) const {
             factors.push_back(path.A);
             factors.push_back(path.B);
         }
-        h = CheckpointedBlock::apply(h, at::TensorList(factors), &st_->runs[i]);
+        h = CheckpointedBlock::apply(h, at::TensorList(factors), &st_->runs[i], st_->opt.autocast);
     }
     const int64_t T = ids.size(1);
-    // The same positions perplexity() scores: every window predicts its tokens 2..T from the ones before.
-    const torch::Tensor logits = m.logits(h).slice(1, 0, T - 1);
+    // The same positions perplexity() scores: every window predicts its tokens 2..T from the ones before. Only those
+    // positions go through the LM head (the last one predicts nothing), which also saves copying the sliced logits.
+    const torch::Tensor logits = m.logits(h.slice(1, 0, T - 1));
     const torch::Tensor target = ids.slice(1, 1, T).to(logits.device(), torch::kLong);
-    return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), target.reshape({-1}));
+    // Autocast computes cross-entropy in float32 already; the cast keeps the loss float32 when it is off for a
+    // reduced-precision model too.
+    return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), target.reshape({-1}))
+        .to(torch::kFloat32);
 }
 
 double LoraFineTuner::train_step(const torch::Tensor& ids, int t) {
@@ -208,9 +225,15 @@ double LoraFineTuner::train_step(const torch::Tensor& ids, int t) {
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(cosine_lr(st_->opt, t));
     st_->optimizer->zero_grad();
     const torch::Tensor l = loss(ids);
-    l.backward();
-    if (st_->opt.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(parameters(), st_->opt.max_grad_norm);
-    st_->optimizer->step();
+    LossScaler* scaler = st_->scaler ? &*st_->scaler : nullptr;
+    (scaler ? scaler->scale(l) : l).backward();
+    // Clipping and the step see the true gradients: unscaled first, and skipped when float16 overflowed.
+    const bool finite = !scaler || scaler->unscale(parameters());
+    if (finite) {
+        if (st_->opt.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(parameters(), st_->opt.max_grad_norm);
+        st_->optimizer->step();
+    }
+    if (scaler) scaler->update(finite);
     return l.item<double>();
 }
 

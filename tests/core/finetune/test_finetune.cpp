@@ -4,13 +4,17 @@
 //  - step 0 is the initialized model `cloq eval` measures: the training loss on the evaluation windows and the merged
 //    evaluation equal quantized_perplexity()'s mean NLL, for zero, LoftQ and CLoQ;
 //  - zero init is PEFT's (lora_B = 0, lora_A ~ U(±1/√in)); the schedule is transformers' cosine with warmup;
-//  - training lowers the evaluation loss, the same seed gives the same curve, and the written adapter reads back.
+//  - training lowers the evaluation loss, the same seed gives the same curve, and the written adapter reads back;
+//  - bfloat16 autocast (the mixed-precision path CUDA runs, on the CPU here) stays close to float32, with and
+//    without checkpointing, and float16's loss scaler skips overflowed steps as PyTorch's GradScaler does.
 #include <QtTest/QtTest>
 #include <set>
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "cloq/analysis/quantized_eval.h"
@@ -22,6 +26,7 @@
 #include "cloq/model/perplexity.h"
 #include "expect_error.h"
 #include "export/peft_export.h"
+#include "finetune/mixed_precision.h"
 #include "test_support.h"
 #include "tolerances.h"
 
@@ -363,6 +368,69 @@ private Q_SLOTS:
             if (m == InitMethod::Cloq) QVERIFY(rel.back() > 0.99 * rel.front());
         }
         cloq::test::expect_error([&] { fit_layer_adapter(W, W, H, LowRank{}, 0, o); }, {"rank 1"});
+    }
+
+    // bfloat16 autocast: the forward really runs in bfloat16 (the loss moves), stays within bfloat16's precision of
+    // float32 (8 mantissa bits: relative 2^-8 per operation), the gradients point the same way, checkpointing
+    // recomputes under the same autocast (the same gradients as without it), and the autocast state is restored.
+    void bfloat16AutocastStaysCloseToFloat32() {
+        FineTuneOptions bf = opt_;
+        bf.autocast = Autocast::BFloat16;
+        FineTuneOptions bf_ck = bf;
+        bf_ck.grad_checkpoint = true;
+        LoraFineTuner f32 = tuner(InitMethod::Cloq), b16 = tuner(InitMethod::Cloq, Split::Default, &bf),
+                      b16_ck = tuner(InitMethod::Cloq, Split::Default, &bf_ck);
+        const Tensor ids = windows(eval_, 2, 48);
+        const Tensor l32 = f32.loss(ids), l16 = b16.loss(ids), l16_ck = b16_ck.loss(ids);
+        QVERIFY(!at::autocast::is_cpu_enabled());
+        QCOMPARE(l16.scalar_type(), torch::kFloat32);
+        const double d = cloq::test::rel_diff(l32.item<double>(), l16.item<double>());
+        qInfo("loss float32 %.6f, bfloat16 autocast %.6f (relative %.2g)", l32.item<double>(), l16.item<double>(), d);
+        QVERIFY2(d > 1e-6 && d < 2e-2, qPrintable(QString::number(d)));  // it ran in bfloat16, and close
+        l32.backward();
+        l16.backward();
+        l16_ck.backward();
+        QVERIFY(!at::autocast::is_cpu_enabled());
+        std::vector<Tensor> g32, g16, g16_ck;
+        for (const auto& p : f32.parameters()) g32.push_back(p.grad().flatten());
+        for (const auto& p : b16.parameters()) g16.push_back(p.grad().flatten());
+        for (const auto& p : b16_ck.parameters()) g16_ck.push_back(p.grad().flatten());
+        const Tensor a = torch::cat(g32), b = torch::cat(g16), c = torch::cat(g16_ck);
+        const double cosine = (a * b).sum().item<double>() / (a.norm() * b.norm()).item<double>();
+        qInfo("gradients: cosine %.5f, relative difference %.3g; checkpointed %.3g", cosine, rel_norm(b, a),
+              rel_norm(c, b));
+        QVERIFY2(cosine > 0.99, qPrintable(QString::number(cosine)));
+        QVERIFY2(rel_norm(c, b) < 1e-5, qPrintable(QString::number(rel_norm(c, b))));
+        // A few steps follow float32's path within bfloat16's precision.
+        for (int t = 1; t <= 3; ++t)
+            QVERIFY(cloq::test::rel_diff(f32.train_step(ids, t), b16.train_step(ids, t)) < 2e-2);
+    }
+
+    void float16AutocastNeedsCuda() {
+        FineTuneOptions o = opt_;
+        o.autocast = Autocast::Float16;
+        cloq::test::expect_error([&] { tuner(InitMethod::Cloq, Split::Default, &o); }, {"float16", "CUDA"});
+        QCOMPARE(parse_autocast("bf16"), Autocast::BFloat16);
+        QCOMPARE(QString::fromStdString(to_string(parse_autocast("fp16"))), QString("float16"));
+        cloq::test::expect_error([] { parse_autocast("int8"); }, {"int8", "bfloat16"});
+    }
+
+    // float16 autocast's dynamic loss scaling (GradScaler): a power-of-two scale is exact, an overflowed step is
+    // reported (and skipped by train_step) with the scale halved, and the scale doubles after `interval` good steps.
+    void lossScalerFollowsGradScaler() {
+        LossScaler s(1024.0, 3);
+        Tensor p = torch::tensor({1.0f, -2.0f}).set_requires_grad(true);
+        (s.scale((p * torch::tensor({0.5f, 3.0f})).sum())).backward();
+        QVERIFY(s.unscale({p}));
+        QVERIFY(torch::equal(p.grad(), torch::tensor({0.5f, 3.0f})));  // exactly the unscaled gradient
+        s.update(true);
+        p.mutable_grad() = torch::tensor({std::numeric_limits<float>::infinity(), 1.0f});
+        QVERIFY(!s.unscale({p}));
+        s.update(false);
+        QCOMPARE(s.value(), 512.0);
+        QCOMPARE(s.skipped(), 1);
+        for (int i = 0; i < 3; ++i) s.update(true);
+        QCOMPARE(s.value(), 1024.0);
     }
 
     void rejectsBadOptionsAndShortTexts() {

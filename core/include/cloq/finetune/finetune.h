@@ -32,6 +32,13 @@
 
 namespace cloq {
 
+// Mixed precision of the training forward (torch autocast): off = float32 throughout; bfloat16 on the CPU or CUDA;
+// float16 on CUDA only (LibTorch's CPU autocast has no float16), with dynamic loss scaling because float16 gradients
+// underflow. The weights, the LoRA factors, the optimizer state and the evaluation stay float32.
+enum class Autocast { Off, BFloat16, Float16 };
+Autocast parse_autocast(const std::string& s);  // "off" | "bfloat16" | "float16" (also "bf16", "fp16"); cloq::Error
+std::string to_string(Autocast a);
+
 struct FineTuneOptions {
     int steps = 200;
     int batch = 4;
@@ -46,6 +53,7 @@ struct FineTuneOptions {
     // Gradient checkpointing: keep only each decoder block's input for the backward and run the block again there
     // (one more forward per step; activation memory of one block instead of all). The gradients are the same.
     bool grad_checkpoint = false;
+    Autocast autocast = Autocast::Off;
 };
 void validate(const FineTuneOptions& o);  // throws cloq::Error naming the bad option
 
@@ -108,6 +116,7 @@ struct FineTuneCurve {
     std::vector<double> lr;                        // per step
     std::vector<std::pair<int, double>> eval_ppl;  // (steps done, ppl); step 0 = the initialized model
     double setup_seconds = 0;                      // quantize + init solve
+    std::vector<double> step_seconds;              // per step: the wall time of train_step
     double seconds_per_step = 0;                   // mean over the training steps (evaluation excluded)
     double tokens_per_second = 0;                  // trained tokens (batch·seqlen per step) per second of training
     int64_t peak_rss_bytes = 0;                    // the process's peak resident memory after the run
