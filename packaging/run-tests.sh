@@ -57,6 +57,10 @@ current_stack() {
   if [[ -n $VENV_PID ]]; then
     wait "$VENV_PID" || { cat "$VENV_LOG"; return 1; }
     tail -1 "$VENV_LOG"
+    # The venv's build ran beside the C++ build: listed with the stage times, marked as not adding to the total.
+    local venv_s
+    venv_s=$(sed -n 's/^venv ready in \([0-9]*\) s.*/\1/p' "$VENV_LOG" | tail -1)
+    [[ -n $venv_s ]] && STAGE_TIMES+=("$(printf '%-12s %5d s  (in the background, beside build)' venv "$venv_s")")
   fi
   bash tests/interop/check_current_stack.sh "$BUILD/app/cloq"
 }
