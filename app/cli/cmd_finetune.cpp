@@ -160,10 +160,7 @@ int cmd_finetune(const Args& args, std::ostream& out, std::ostream& err) {
     const bool out_exists = check_out_dir(out_dir);
     AtomicDir dir(out_dir, /*replace_existing=*/out_exists);
     const auto model = open_llama(model_path, device);
-    if (ft.autocast == Autocast::Float16 && !model->device().is_cuda())
-        throw Error(
-            "--autocast float16 needs a CUDA device, and none is available (LibTorch's CPU autocast has "
-            "bfloat16 only)");
+    check_autocast_device(ft.autocast, model->device());  // before calibration, not in the tuner after it
     if (!model->files().tokenizer)
         throw Error(model_path + ": the model ships no tokenizer (tokenizer.model or tokenizer.json)");
     if (ft.seqlen > model->config().max_position_embeddings)

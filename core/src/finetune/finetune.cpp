@@ -46,6 +46,12 @@ std::string to_string(Autocast a) {
     return "off";
 }
 
+void check_autocast_device(Autocast a, torch::Device device) {
+    if (a == Autocast::Float16 && !device.is_cuda())
+        throw Error("float16 autocast needs a CUDA device, and the model is on " + device.str() +
+                    " (LibTorch's CPU autocast has bfloat16 only): use bfloat16 on the CPU, or --device cuda");
+}
+
 double cosine_lr(const FineTuneOptions& o, int t) {
     // transformers: warmup = ceil(ratio · steps); lr·t/warmup during warmup, then
     // lr·½(1 + cos(π·(t − warmup)/(steps − warmup))).

@@ -85,10 +85,7 @@ LoraFineTuner::LoraFineTuner(const ModelFiles& files, const ResolvedProfile& p, 
                              const Progress& progress)
     : st_(std::make_unique<State>()) {
     validate(opt);
-    if (opt.autocast == Autocast::Float16 && !device.is_cuda())
-        throw Error(
-            "float16 autocast needs a CUDA device (LibTorch's CPU autocast has bfloat16 only): use bfloat16 "
-            "on the CPU, or --device cuda");
+    check_autocast_device(opt.autocast, device);
     if (opt.autocast == Autocast::Float16) st_->scaler.emplace();
     st_->files = files;
     st_->device = device;
@@ -212,12 +209,11 @@ torch::Tensor LoraFineTuner::loss(const torch::Tensor& ids) const {
     const int64_t T = ids.size(1);
     // The same positions perplexity() scores: every window predicts its tokens 2..T from the ones before. Only those
     // positions go through the LM head (the last one predicts nothing), which also saves copying the sliced logits.
-    const torch::Tensor logits = m.logits(h.slice(1, 0, T - 1));
+    // Cross-entropy takes float32 logits whatever precision autocast ran the head in (the PyTorch peer's `.float()`);
+    // without autocast the cast is a no-op.
+    const torch::Tensor logits = m.logits(h.slice(1, 0, T - 1)).to(torch::kFloat32);
     const torch::Tensor target = ids.slice(1, 1, T).to(logits.device(), torch::kLong);
-    // Autocast computes cross-entropy in float32 already; the cast keeps the loss float32 when it is off for a
-    // reduced-precision model too.
-    return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), target.reshape({-1}))
-        .to(torch::kFloat32);
+    return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), target.reshape({-1}));
 }
 
 double LoraFineTuner::train_step(const torch::Tensor& ids, int t) {

@@ -38,6 +38,8 @@ namespace cloq {
 enum class Autocast { Off, BFloat16, Float16 };
 Autocast parse_autocast(const std::string& s);  // "off" | "bfloat16" | "float16" (also "bf16", "fp16"); cloq::Error
 std::string to_string(Autocast a);
+// Throws cloq::Error when `a` cannot run on `device` (float16 off CUDA).
+void check_autocast_device(Autocast a, torch::Device device);
 
 struct FineTuneOptions {
     int steps = 200;
