@@ -67,10 +67,15 @@ def main():
         "| budget = size of | uniform MiB | plan MiB | objective uniform → plan (greedy) | ppl uniform | ppl plan | plan bits/weight |",
         "|---|---:|---:|---|---:|---:|---:|",
     ]
+    def lower_bold(x, y):  # the lower of two values in bold, so a plan that loses does not read as a win
+        fx, fy = f"{x:.4g}", f"{y:.4g}"
+        return (f"**{fx}**", fy) if x < y else (fx, f"**{fy}**") if y < x else (fx, fy)
+
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['uniform_mib']:.2f} | {r['plan_mib']:.2f} | {r['uniform_objective']:.4g} → "
-                     f"**{r['plan_objective']:.4g}** ({r['greedy_objective']:.4g}) | {r['uniform_ppl']:.4g} | "
-                     f"**{r['plan_ppl']:.4g}** | {r['plan_bits_per_weight']:.3f} |")
+        uo, po = lower_bold(r["uniform_objective"], r["plan_objective"])
+        up, pp = lower_bold(r["uniform_ppl"], r["plan_ppl"])
+        lines.append(f"| {r['setting']} | {r['uniform_mib']:.2f} | {r['plan_mib']:.2f} | {uo} → {po} "
+                     f"({r['greedy_objective']:.4g}) | {up} | {pp} | {r['plan_bits_per_weight']:.3f} |")
     lines += ["", "Planning time on this machine: calibration %.0f s, per-layer curves %.0f s (quantizer + spectrum per "
               "bit width, summed over layers: %s), exact solve %.3f s, front %.2f s." % (
                   secs.get("calibration", 0), secs["curves"],

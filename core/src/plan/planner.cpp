@@ -96,7 +96,9 @@ int64_t cost_of_uniform(const Plan& p, int bits, int rank, double* objective) {
 }
 
 // The allocation as settings: the most common (bits, rank) become the defaults, every other module an exact-name
-// override; float-kept modules get rank 0 (the exporter would give them an all-zero adapter otherwise).
+// override. The layers outside the knapsack get what fixed_bytes counted for them: a module GPTQ cannot pack is
+// skipped (float, no adapter), so `eval` and `analyze`, which could quantize it in memory, measure the model the
+// export stores; a packable module outside --layers keeps the base settings.
 ResolvedProfile profile_of(const Plan& p, const Allocation& a) {
     ResolvedProfile r;
     r.defaults = p.options.base;
@@ -122,12 +124,13 @@ ResolvedProfile profile_of(const Plan& p, const Allocation& a) {
         s.rank = br.second;
         r.overrides[name] = s;
     }
-    for (const LayerCurve& l : p.layers)
-        if (!l.plannable) {
-            LayerSettings s = r.defaults;
-            s.rank = 0;
-            r.overrides[l.layer.name()] = s;
-        }
+    for (const LayerCurve& l : p.layers) {
+        if (l.plannable) continue;
+        if (gptq_packable(l.layer.out, l.layer.in))
+            r.overrides[l.layer.name()] = p.options.base;
+        else
+            r.skipped.insert(l.layer.name());
+    }
     return r;
 }
 

@@ -201,6 +201,20 @@ private Q_SLOTS:
                 }
         }
         QCOMPARE(plannable, 20);
+        // The profile says what the size counted: the MLPs are skipped (float, no adapter), so `eval` and
+        // `analyze` do not quantize them in memory at the default bits with rank 0.
+        QCOMPARE(p.profile.skipped.size(), size_t(15));
+        for (const LayerCurve& l : p.layers) QCOMPARE(p.profile.is_skipped(l.layer.name()), !l.plannable);
+        // Outside --layers, a packable module keeps the base settings, as fixed_bytes counts it.
+        PlanOptions only0 = o;
+        only0.layer_regex = "layers\\.0\\.self_attn";
+        only0.base.quant.bits = 3;
+        only0.base.rank = 4;
+        const Plan p0 = plan_model(files, cal, only0);
+        const LayerSettings& outside = p0.profile.settings_for("model.layers.1.self_attn.q_proj");
+        QCOMPARE(outside.quant.bits, 3);
+        QCOMPARE(outside.rank, 4);
+        QVERIFY(p0.profile.is_skipped("model.layers.1.mlp.up_proj"));
         // The prediction is the measurement: analysis under the plan's profile, CLoQ init.
         AnalysisOptions a;
         a.profile = p.profile;
